@@ -1,0 +1,137 @@
+"""PyTorch adapter: a torch.nn.Module, its criterion and optimizer behind the engine's interface."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+#: Optimizers whose update of an element depends only on that element's gradient and state:
+#: they can run on a shard of the flat parameter vector and give the same result as on the whole.
+ELEMENTWISE_OPTIMIZERS = (
+    torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad,
+    torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adadelta, torch.optim.Rprop,
+)
+
+
+def is_model(obj) -> bool:
+    """Whether this adapter trains `obj`."""
+    return isinstance(obj, torch.nn.Module)
+
+
+def build_optimizer(optim_method, params, learning_rate: float) -> torch.optim.Optimizer:
+    """An optimizer over `params` from a torch.optim.Optimizer class (given `lr`) or a factory."""
+    if isinstance(optim_method, type) and issubclass(optim_method, torch.optim.Optimizer):
+        return optim_method(params, lr=learning_rate)
+    optimizer = optim_method(params)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"Expected `optimMethod` to return a torch.optim.Optimizer. Received: {type(optimizer).__name__}."
+        )
+    return optimizer
+
+
+def is_elementwise(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether `optimizer` can update a shard of the flat parameters on its own."""
+    return type(optimizer) in ELEMENTWISE_OPTIMIZERS and len(optimizer.param_groups) == 1
+
+
+class Trainable:
+    """A torch model with its criterion, as the training loop sees it.
+
+    Args:
+        model: the torch.nn.Module (a private copy; it will be modified in place).
+        criterion: a torch loss module or a callable (output, target) -> scalar tensor.
+    """
+
+    def __init__(self, model: torch.nn.Module, criterion):
+        self.model = model
+        self.criterion = criterion
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+
+    @property
+    def num_params(self) -> int:
+        """Elements in the trainable parameters."""
+        return sum(p.numel() for p in self.trainable)
+
+    def bind_flat(self, flat_params: torch.Tensor, flat_grads: torch.Tensor) -> None:
+        """Make each trainable parameter and its gradient a view into the flat buffers."""
+        offset = 0
+        with torch.no_grad():
+            for p in self.trainable:
+                n = p.numel()
+                flat_params[offset:offset + n].copy_(p.detach().reshape(-1))
+                p.data = flat_params[offset:offset + n].view_as(p)
+                p.grad = flat_grads[offset:offset + n].view_as(p)
+                offset += n
+
+    def float_buffers(self) -> list[torch.Tensor]:
+        """Floating-point buffers (BatchNorm running statistics) to keep equal across workers."""
+        return [b for b in self.model.buffers() if b.is_floating_point()]
+
+    def train_step(self, inputs: list[torch.Tensor], target: torch.Tensor, weight: float) -> float:
+        """Forward and backward on one local batch; gradients, scaled by `weight`, add to the
+        flat gradient buffer. Returns the unscaled batch loss."""
+        self.model.train()
+        output = self.model(*inputs)
+        loss = self.criterion(output, target)
+        (loss * weight).backward()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self, inputs: list[torch.Tensor], target: torch.Tensor) -> tuple[np.ndarray, float]:
+        """Outputs of one batch in eval mode and the criterion summed over the batch."""
+        self.model.eval()
+        output = self.model(*inputs)
+        loss = float(self.criterion(output, target)) * len(target)
+        return _first_output(output).float().numpy(), loss
+
+    def state_bytes(self) -> bytes:
+        """The model's state_dict, serialized."""
+        return state_bytes_of(self.model)
+
+    def load_state_bytes(self, blob: bytes) -> None:
+        """Load weights saved by `state_bytes` (keeps the flat-buffer views intact)."""
+        state = torch.load(io.BytesIO(blob), weights_only=True)
+        with torch.no_grad():
+            for name, value in self.model.state_dict().items():
+                value.copy_(state[name])
+
+
+def _first_output(output):
+    """The tensor a metric looks at when a model returns a tuple or list."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def dry_run(model: torch.nn.Module, criterion, inputs: list[np.ndarray], target: np.ndarray | None) -> np.ndarray:
+    """Forward a few samples (and the criterion on them) without touching the model's state."""
+    tensors = [torch.from_numpy(x) for x in inputs]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(*tensors)
+            if target is not None:
+                criterion(output, torch.from_numpy(target))
+    finally:
+        model.train(was_training)
+    return _first_output(output).float().numpy()
+
+
+def predict(model: torch.nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
+    """Outputs of `model` in eval mode for one batch of numpy inputs."""
+    with torch.inference_mode():
+        return _first_output(model(*[torch.from_numpy(x) for x in inputs])).float().numpy()
+
+
+def state_bytes_of(model: torch.nn.Module) -> bytes:
+    """`model`'s state_dict serialized as `Trainable.state_bytes` does."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def load_state_bytes_into(model: torch.nn.Module, blob: bytes) -> None:
+    """Load weights serialized by `state_bytes_of` into `model`."""
+    model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))

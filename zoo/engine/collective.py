@@ -1,0 +1,160 @@
+"""The process group of one barrier stage and the sharded gradient aggregation over it.
+
+Gradients and weights live in two flat fp32 buffers that the model's parameters and gradients
+view. Each step, `reduce_scatter` leaves every worker the sum of its 1/N shard of the global
+gradient; the worker updates that shard with shard-local optimizer state; `all_gather` puts the
+updated shards back together on every worker. This is BigDL's AllReduceParameter over gloo.
+
+The buffers carry one extra element after the parameters, the "loss slot": each worker writes
+its share of the global batch loss there, so the reduced loss reaches every worker in the same
+two collectives, with no extra round trip.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 300
+
+
+def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> tuple[int, int]:
+    """Join a gloo process group with the other tasks of this barrier stage; return (rank, size).
+
+    Rank 0 opens a TCPStore on a free port of its host and shares the address through
+    `BarrierTaskContext.allGather`, so no port is fixed in advance and none is raced for.
+    """
+    rank = barrier_context.partitionId()
+    infos = barrier_context.getTaskInfos()
+    world_size = len(infos)
+    hosts = [info.address.rsplit(":", 1)[0] for info in infos]
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if len(set(hosts)) == 1 and os.path.exists("/sys/class/net/lo"):
+        # Every worker is on this host: keep gloo on loopback whatever the hostname resolves to.
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    store = None
+    if rank == 0:
+        store = dist.TCPStore(hosts[0], 0, world_size, is_master=True, timeout=timeout, wait_for_workers=False)
+        address = f"{hosts[0]}:{store.port}"
+    else:
+        address = ""
+    master = barrier_context.allGather(address)[0]
+    if store is None:
+        host, port = master.rsplit(":", 1)
+        store = dist.TCPStore(host, int(port), world_size, is_master=False, timeout=timeout)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size, timeout=timeout)
+    return rank, world_size
+
+
+def destroy_process_group() -> None:
+    """Leave the process group if one is active (safe to call twice)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class FlatBuffers:
+    """Flat parameter and gradient buffers, padded to a multiple of the world size.
+
+    Attributes:
+        num_params: number of parameter elements.
+        shard_size: elements per worker shard (the last shard holds padding and the loss slot).
+        params, grads: the flat fp32 buffers, `shard_size * world_size` long.
+        loss_index: position of the loss slot.
+    """
+
+    def __init__(self, num_params: int, rank: int, world_size: int):
+        self.num_params = num_params
+        self.rank = rank
+        self.world_size = world_size
+        self.shard_size = math.ceil((num_params + 1) / world_size)
+        padded = self.shard_size * world_size
+        self.params = torch.zeros(padded, dtype=torch.float32)
+        self.grads = torch.zeros(padded, dtype=torch.float32)
+        self.loss_index = num_params
+        self.shard_start = rank * self.shard_size
+
+    def shard(self, buffer: torch.Tensor) -> torch.Tensor:
+        """This worker's shard of `buffer` (a view)."""
+        return buffer[self.shard_start:self.shard_start + self.shard_size]
+
+    def owns_loss_slot(self) -> bool:
+        """Whether the loss slot falls in this worker's shard."""
+        return self.loss_index // self.shard_size == self.rank
+
+    @property
+    def local_loss_index(self) -> int:
+        """The loss slot's position within its owner's shard."""
+        return self.loss_index - (self.loss_index // self.shard_size) * self.shard_size
+
+
+class ShardedAggregator:
+    """Reduce-scatter of gradients and all-gather of weights over the active process group.
+
+    Args:
+        buffers: the flat buffers the model views.
+        compress: "none", or "bf16" to send gradients as bfloat16 (summed in fp32 on arrival).
+    """
+
+    def __init__(self, buffers: FlatBuffers, compress: str = "none"):
+        self.buffers = buffers
+        self.compress = compress
+        world, size = buffers.world_size, buffers.shard_size
+        wire = torch.bfloat16 if compress == "bf16" else torch.float32
+        self._send = torch.empty(world * size, dtype=wire)
+        self._recv = torch.empty(world * size, dtype=wire)
+
+    def reduce_scatter(self) -> torch.Tensor:
+        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
+        b = self.buffers
+        if b.world_size == 1:
+            return b.grads.clone()
+        self._send.copy_(b.grads)
+        dist.all_to_all_single(self._recv, self._send)
+        return self._recv.view(b.world_size, b.shard_size).sum(dim=0, dtype=torch.float32)
+
+    def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
+        """Assemble every worker's `shard` into the flat buffer `into` on every worker."""
+        b = self.buffers
+        if b.world_size == 1:
+            into.copy_(shard)
+            return
+        gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+        gather(into, shard.contiguous())
+
+    def all_reduce_norm_sq(self, local_sq: float) -> float:
+        """Sum of a per-worker squared norm over all workers."""
+        if self.buffers.world_size == 1:
+            return local_sq
+        value = torch.tensor([local_sq], dtype=torch.float64)
+        dist.all_reduce(value)
+        return float(value.item())
+
+
+def average_tensors(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor by its mean over all workers (for BatchNorm running statistics)."""
+    if not tensors or not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for t in tensors:
+        n = t.numel()
+        t.data.copy_(flat[offset:offset + n].view_as(t).to(t.dtype))
+        offset += n
+
+
+def all_gather_objects(obj) -> list:
+    """Every worker's `obj`, in rank order (a list of one when there is no process group)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -1,0 +1,218 @@
+"""One barrier stage per fit: DataFrame -> Arrow -> worker loop; the result back to the driver.
+
+The driver selects the columns, repartitions to one partition per worker, broadcasts a pickled
+payload (model, criterion, sample builder, config) and runs `mapInArrow(..., barrier=True)` in a
+background thread while it shows progress. Rank 0 returns the final weights as the stage's one
+output row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import cloudpickle
+
+from zoo.engine.config import TrainingConfig
+from zoo.engine.progress import ProgressClient, ProgressServer
+from zoo.errors import WorkerError, ZooValueError
+
+logger = logging.getLogger(__name__)
+
+SPLIT_COLUMN = "__zoo_split"
+RESULT_SCHEMA = "state binary, epoch long, iteration long"
+
+
+@dataclass
+class FitResult:
+    """What a fit returns to the driver.
+
+    Attributes:
+        model_state: the trained weights as the adapter serialized them.
+        epoch, iteration: where training stopped.
+        history: per-step losses and validation results, in order.
+        startup_s: seconds from the start of the fit to the first training step on the workers.
+        duration_s: seconds the whole fit took.
+    """
+
+    model_state: bytes
+    epoch: int
+    iteration: int
+    history: list[dict]
+    startup_s: float
+    duration_s: float
+
+
+def available_slots(spark) -> int:
+    """Task slots the cluster offers at once (a barrier stage needs one per worker)."""
+    return spark.sparkContext.defaultParallelism
+
+
+def _worker_task(payload_broadcast, progress_address, columns, num_features):
+    """The barrier task, a closure over plain values only."""
+
+    def task(batches):
+        import os
+
+        import pyarrow as pa
+        import torch
+        from pyspark import BarrierTaskContext
+
+        from zoo.engine import checkpoint as ckpt
+        from zoo.engine.adapters import adapter_for
+        from zoo.engine.arrow_data import read_columns, spill_to_disk
+        from zoo.engine.collective import destroy_process_group, init_process_group
+        from zoo.engine.loop import LocalData, WorkerLoop
+
+        context = BarrierTaskContext.get()
+        rank = context.partitionId()
+        reporter = ProgressClient(progress_address, rank)
+        try:
+            payload = cloudpickle.loads(payload_broadcast.value)
+            config: TrainingConfig = payload["config"]
+            cores = int(context.cpus()) if hasattr(context, "cpus") else 1
+            torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", cores))))
+            torch.manual_seed(config.seed)
+            arrays = read_columns(batches, columns + [SPLIT_COLUMN])
+            split = arrays.pop(SPLIT_COLUMN).astype(bool) if len(arrays[columns[0]]) else None
+            build = payload["build_samples"]
+
+            def local_data(mask) -> LocalData | None:
+                if mask is None:
+                    return build([arrays[c][:0] for c in columns[:num_features]],
+                                 arrays[columns[num_features]][:0] if len(columns) > num_features else None)
+                inputs, target = build([arrays[c][mask] for c in columns[:num_features]],
+                                       arrays[columns[num_features]][mask] if len(columns) > num_features else None)
+                if not config.caching_sample:
+                    *inputs, target = spill_to_disk(list(inputs) + [target])
+                return LocalData(list(inputs), target)
+
+            train = local_data(None if split is None else ~split)
+            validation = local_data(None if split is None else split) if config.validation else None
+            del arrays
+            model, criterion = payload["model"], payload["criterion"]
+            adapter = adapter_for(model)
+            rank, world_size = init_process_group(context)
+            loop = WorkerLoop(adapter, adapter.Trainable(model, criterion), config, train, validation,
+                              rank, world_size, reporter if rank == 0 else None)
+            checkpoint = config.checkpoint
+            if checkpoint is not None:
+                latest = ckpt.latest_checkpoint(checkpoint.path)
+                retried = context.stageAttemptNumber() > 0
+                if latest and (checkpoint.resume or (retried and ckpt.read_meta(latest)["run_id"] == config.run_id)):
+                    loop.restore(latest)
+            loop.run()
+            if rank == 0:
+                state = loop.trainable.state_bytes()
+                yield pa.RecordBatch.from_pydict(
+                    {"state": [state], "epoch": [loop.epoch], "iteration": [loop.iteration]},
+                    schema=pa.schema([("state", pa.binary()), ("epoch", pa.int64()), ("iteration", pa.int64())]),
+                )
+        except BaseException as exc:
+            if not _is_peer_failure(exc):
+                reporter.error(exc)
+            raise
+        finally:
+            destroy_process_group()
+            reporter.close()
+
+    return task
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    """A collective broke because another worker died: let Spark retry the stage, don't abort."""
+    import torch.distributed as dist
+
+    return isinstance(exc, getattr(dist, "DistError", ())) or isinstance(exc, GeneratorExit)
+
+
+def _driver_host(spark) -> str:
+    return spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
+
+
+def prepare_frame(df, columns: list[str], num_workers: int, validation_df=None):
+    """The DataFrame the barrier stage reads: selected columns, a split marker, one partition
+    per worker (no shuffle when the training DataFrame already has exactly that many)."""
+    from pyspark.sql import functions as F
+
+    frame = df.select(*columns, F.lit(False).alias(SPLIT_COLUMN))
+    if validation_df is not None:
+        frame = frame.unionByName(validation_df.select(*columns, F.lit(True).alias(SPLIT_COLUMN)))
+    if frame.rdd.getNumPartitions() != num_workers:
+        frame = frame.repartition(num_workers)
+    return frame
+
+
+def run_fit(df, columns: list[str], num_features: int, model, criterion, build_samples,
+            config: TrainingConfig) -> FitResult:
+    """Train `model` on `df` across `config.num_workers` barrier tasks and return the result.
+
+    Args:
+        df: the training DataFrame.
+        columns: feature column names followed by the label column (if any).
+        num_features: how many of `columns` are features.
+        model, criterion: what the adapter trains (pickled with cloudpickle).
+        build_samples: callable (feature arrays, label array) -> (model inputs, target), run on
+            the workers to turn raw columns into samples.
+        config: the training configuration.
+
+    Raises:
+        WorkerError: a worker failed; carries every failed worker's traceback.
+    """
+    started = time.time()
+    spark = df.sparkSession
+    slots = available_slots(spark)
+    if config.num_workers > slots:
+        raise ZooValueError(
+            f"Expected `numWorkers` <= the task slots the cluster offers at once ({slots}): a barrier "
+            f"stage runs every worker at the same time. Received: numWorkers={config.num_workers}. "
+            f"Lower numWorkers or give the cluster more cores."
+        )
+    validation_df = config.validation.data if config.validation else None
+    worker_config = dataclasses.replace(
+        config, run_id=config.run_id or uuid.uuid4().hex,
+        validation=dataclasses.replace(config.validation, data=None) if config.validation else None,
+    )
+    payload = cloudpickle.dumps({"model": model, "criterion": criterion, "build_samples": build_samples,
+                                 "config": worker_config})
+    sc = spark.sparkContext
+    broadcast = sc.broadcast(payload)
+    group = f"zoo-fit-{worker_config.run_id}"
+    server = ProgressServer(_driver_host(spark), config.show_progress, config.tensorboard_dir,
+                            on_failure=lambda: sc.cancelJobGroup(group)).start()
+    frame = prepare_frame(df, columns, config.num_workers, validation_df)
+    task = _worker_task(broadcast, server.address, columns, num_features)
+    outcome: dict = {}
+
+    def collect():
+        sc.setJobGroup(group, "Zoo distributed fit", interruptOnCancel=True)
+        try:
+            outcome["rows"] = frame.mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
+        except BaseException as exc:  # re-raised on the driver's main thread below
+            outcome["error"] = exc
+
+    from pyspark import InheritableThread
+
+    thread = InheritableThread(target=collect, name="zoo-fit")
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(timeout=0.2)
+    except KeyboardInterrupt:
+        sc.cancelJobGroup(group)
+        thread.join()
+        raise
+    finally:
+        server.close()
+        broadcast.unpersist()
+    if server.failures:
+        raise WorkerError(sorted(server.failures)) from outcome.get("error")
+    if "error" in outcome:
+        raise WorkerError([(-1, f"{type(outcome['error']).__name__}: {outcome['error']}")]) from outcome["error"]
+    row = outcome["rows"][0]
+    first_step = server.first_step_at or time.time()
+    return FitResult(bytes(row["state"]), int(row["epoch"]), int(row["iteration"]), server.history,
+                     startup_s=first_step - started, duration_s=time.time() - started)

@@ -1,0 +1,259 @@
+"""The per-worker training loop: steps, triggers, validation and checkpoints.
+
+Every worker runs this loop in lock step with the others. Each epoch has the same number of
+steps on every worker: the steps come from the global sample count, and each worker splits its
+own samples evenly over them, so a short or empty partition contributes fewer (or no) samples
+to a step but never skips a collective, and nothing waits on it forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from zoo.engine import checkpoint as ckpt
+from zoo.engine.collective import FlatBuffers, ShardedAggregator, all_gather_objects, average_tensors
+from zoo.engine.config import TrainingConfig
+from zoo.engine.triggers import TrainingState
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalData:
+    """One worker's samples: model inputs (each with the sample axis first) and targets."""
+
+    inputs: list[np.ndarray]
+    target: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def batch(self, index: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The samples at `index` as tensors."""
+        inputs = [torch.from_numpy(np.ascontiguousarray(x[index])) for x in self.inputs]
+        return inputs, torch.from_numpy(np.ascontiguousarray(self.target[index]))
+
+
+def step_sizes(count: int, steps: int) -> np.ndarray:
+    """How many of `count` local samples each of `steps` steps takes (differing by at most one)."""
+    sizes = np.full(steps, count // steps, dtype=np.int64)
+    sizes[: count % steps] += 1
+    return sizes
+
+
+@dataclass
+class StepPlan:
+    """The shared schedule of an epoch, identical on every worker.
+
+    Attributes:
+        steps_per_epoch: steps in every epoch.
+        local_sizes: this worker's samples in each step.
+        global_sizes: all workers' samples in each step (the global batch actually used).
+    """
+
+    steps_per_epoch: int
+    local_sizes: np.ndarray
+    global_sizes: np.ndarray
+
+    @classmethod
+    def agree(cls, local_count: int, rank: int, batch_size: int) -> "StepPlan":
+        """Exchange sample counts and derive the same schedule on every worker."""
+        counts = all_gather_objects(local_count)
+        total = sum(counts)
+        if total == 0:
+            raise ValueError("The training DataFrame has no rows on any worker; nothing to train on.")
+        steps = math.ceil(total / batch_size)
+        per_worker = [step_sizes(c, steps) for c in counts]
+        return cls(steps, per_worker[rank], np.sum(per_worker, axis=0))
+
+
+class WorkerLoop:
+    """Trains one worker's model replica in lock step with the others.
+
+    Args:
+        adapter: the framework adapter module (`zoo.engine.adapters.torch`, ...).
+        trainable: the adapter's Trainable (model + criterion).
+        config: the fit's TrainingConfig (its validation data is not used here).
+        data, validation_data: this worker's samples.
+        rank, world_size: this worker's place in the process group.
+        reporter: a ProgressClient (rank 0) or None.
+    """
+
+    def __init__(self, adapter, trainable, config: TrainingConfig, data: LocalData,
+                 validation_data: LocalData | None, rank: int, world_size: int, reporter=None):
+        self.trainable = trainable
+        self.config = config
+        self.data = data
+        self.validation_data = validation_data
+        self.rank = rank
+        self.reporter = reporter
+        self.buffers = FlatBuffers(trainable.num_params, rank, world_size)
+        trainable.bind_flat(self.buffers.params, self.buffers.grads)
+        self.aggregator = ShardedAggregator(self.buffers, config.gradient_compression)
+        self.shard_param = torch.nn.Parameter(self.buffers.shard(self.buffers.params).clone())
+        optimizer = adapter.build_optimizer(config.optim_method, [self.shard_param], config.learning_rate)
+        self.sharded = adapter.is_elementwise(optimizer)
+        if not self.sharded:
+            optimizer = adapter.build_optimizer(config.optim_method, trainable.trainable, config.learning_rate)
+        self.optimizer = optimizer
+        self.epoch = 0
+        self.iteration = 0
+        self.start_step = 0
+        self.loss = math.nan
+
+    # ---- resume -------------------------------------------------------------------------
+    def restore(self, directory: str) -> None:
+        """Continue from the checkpoint in `directory`: weights, optimizer state and position."""
+        meta, model_state, optimizer_state = ckpt.load_checkpoint(directory)
+        self.trainable.load_state_bytes(model_state)
+        self.shard_param.data.copy_(self.buffers.shard(self.buffers.params))
+        if meta["sharded"] and self.sharded:
+            optimizer_state = ckpt.shard_optimizer_state(optimizer_state, self.buffers)
+        self.optimizer.load_state_dict(optimizer_state)
+        self.epoch, self.iteration = meta["epoch"], meta["iteration"]
+        self.start_step = meta["step_in_epoch"]
+        logger.info("Worker %d resumed from %s (epoch %d, iteration %d)", self.rank, directory,
+                    self.epoch, self.iteration)
+
+    # ---- one step -----------------------------------------------------------------------
+    def _local_forward_backward(self, index: np.ndarray, weight: float) -> None:
+        self.buffers.grads.zero_()
+        if len(index):
+            inputs, target = self.data.batch(index)
+            loss = self.trainable.train_step(inputs, target, weight)
+            self.buffers.grads[self.buffers.loss_index] = loss * weight
+
+    def _clip(self, grad: torch.Tensor, distributed_norm: bool) -> None:
+        if self.config.clip_constant is not None:
+            grad.clamp_(*self.config.clip_constant)
+        if self.config.clip_l2_norm is not None:
+            local_sq = float(grad.double().pow(2).sum())
+            norm = math.sqrt(self.aggregator.all_reduce_norm_sq(local_sq) if distributed_norm else local_sq)
+            if norm > self.config.clip_l2_norm:
+                grad.mul_(self.config.clip_l2_norm / (norm + 1e-6))
+
+    def _sharded_step(self, index: np.ndarray, weight: float) -> float:
+        b = self.buffers
+        self._local_forward_backward(index, weight)
+        shard_grad = self.aggregator.reduce_scatter()
+        if b.owns_loss_slot():
+            loss = float(shard_grad[b.local_loss_index])
+            shard_grad[b.local_loss_index] = 0.0
+        self._clip(shard_grad, distributed_norm=True)
+        self.shard_param.grad = shard_grad
+        self.optimizer.step()
+        if b.owns_loss_slot():
+            self.shard_param.data[b.local_loss_index] = loss
+        self.aggregator.all_gather(self.shard_param.data, b.params)
+        return float(b.params[b.loss_index])
+
+    def _replicated_step(self, index: np.ndarray, weight: float) -> float:
+        b = self.buffers
+
+        def closure():
+            self._local_forward_backward(index, weight)
+            self.aggregator.all_gather(self.aggregator.reduce_scatter(), b.grads)
+            loss = float(b.grads[b.loss_index])
+            b.grads[b.loss_index] = 0.0
+            self._clip(b.grads, distributed_norm=False)
+            return torch.tensor(loss)
+
+        return float(self.optimizer.step(closure))
+
+    # ---- validation and checkpoints -----------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """Metrics over all workers' validation samples, merged from sufficient statistics."""
+        methods = self.config.validation.methods
+        stats = [m.empty() for m in methods]
+        data = self.validation_data
+        size = self.config.validation.batch_size
+        for start in range(0, len(data) if data is not None else 0, size):
+            inputs, target = data.batch(np.arange(start, min(start + size, len(data))))
+            output, loss_sum = self.trainable.evaluate(inputs, target)
+            target_np = target.numpy()
+            stats = [m.update(s, output, target_np, loss_sum) for m, s in zip(methods, stats)]
+        everyone = all_gather_objects(stats)
+        results = {}
+        for i, method in enumerate(methods):
+            merged = everyone[0][i]
+            for other in everyone[1:]:
+                merged = method.merge(merged, other[i])
+            results[method.name] = method.result(merged)
+        return results
+
+    def save_checkpoint(self, step_in_epoch: int) -> None:
+        """Write a checkpoint (rank 0 writes; every worker contributes its optimizer shard)."""
+        config = self.config.checkpoint
+        optimizer_state = ckpt.gather_optimizer_state(self.optimizer, self.sharded, self.buffers)
+        if self.rank == 0:
+            meta = {"run_id": self.config.run_id, "epoch": self.epoch, "iteration": self.iteration,
+                    "step_in_epoch": step_in_epoch, "sharded": self.sharded,
+                    "num_params": self.buffers.num_params}
+            ckpt.save_checkpoint(config.path, config.overwrite, meta, self.trainable.state_bytes(),
+                                 optimizer_state)
+
+    def _on_trigger_points(self, state: TrainingState, step_in_epoch: int) -> None:
+        validation, checkpoint = self.config.validation, self.config.checkpoint
+        fire_validation = validation is not None and validation.trigger(state)
+        fire_checkpoint = checkpoint is not None and checkpoint.trigger(state)
+        if fire_validation or fire_checkpoint:
+            average_tensors(self.trainable.float_buffers())
+        if fire_validation:
+            metrics = self.validate()
+            if self.reporter is not None:
+                self.reporter.validation(self.iteration, self.epoch, metrics)
+        if fire_checkpoint:
+            self.save_checkpoint(step_in_epoch)
+
+    # ---- the loop -----------------------------------------------------------------------
+    def run(self) -> None:
+        """Train until the end trigger fires."""
+        config = self.config
+        plan = StepPlan.agree(len(self.data), self.rank, config.batch_size)
+        end = config.end_trigger
+        if self.reporter is not None:
+            total = None
+            if hasattr(end, "max_epoch"):
+                total = end.max_epoch * plan.steps_per_epoch
+            elif hasattr(end, "max_iteration"):
+                total = end.max_iteration
+            self.reporter.start(total_iterations=total, iteration=self.iteration,
+                                steps_per_epoch=plan.steps_per_epoch, sharded=self.sharded)
+        step = self._sharded_step if self.sharded else self._replicated_step
+        state = TrainingState(self.epoch, self.iteration, self.loss)
+        while not end(state):
+            order = self._epoch_order()
+            offsets = np.concatenate([[0], np.cumsum(plan.local_sizes)])
+            window_start, window_samples = time.time(), 0
+            for s in range(self.start_step, plan.steps_per_epoch):
+                index = order[offsets[s]:offsets[s + 1]]
+                self.loss = step(index, float(plan.local_sizes[s]) / float(plan.global_sizes[s]))
+                self.iteration += 1
+                window_samples += int(plan.global_sizes[s])
+                last = s == plan.steps_per_epoch - 1
+                if last:
+                    self.epoch += 1
+                state = TrainingState(self.epoch, self.iteration, self.loss, epoch_end=last)
+                stop = end(state)
+                if self.reporter is not None:
+                    elapsed = max(time.time() - window_start, 1e-9)
+                    self.reporter.step(self.iteration, self.loss, force=last or stop,
+                                       epoch=self.epoch - 1 if last else self.epoch,
+                                       samples_per_sec=window_samples / elapsed)
+                self._on_trigger_points(state, 0 if last else s + 1)
+                if stop:
+                    break
+            self.start_step = 0
+        average_tensors(self.trainable.float_buffers())
+
+    def _epoch_order(self) -> np.ndarray:
+        if not self.config.shuffle:
+            return np.arange(len(self.data))
+        rng = np.random.default_rng([self.config.seed, self.epoch, self.rank])
+        return rng.permutation(len(self.data))

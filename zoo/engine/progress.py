@@ -1,0 +1,192 @@
+"""Live progress from the workers to the driver: a tqdm bar, TensorBoard events and a history.
+
+The driver listens on a TCP port of its own host; workers connect and send JSON lines. Rank 0
+sends training progress; any worker sends its traceback when it fails, so the driver can cancel
+the stage at once instead of waiting for Spark's retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two progress messages from rank 0 (errors and validation are sent at once).
+DEFAULT_REPORT_INTERVAL_S = 0.25
+
+
+class ProgressServer:
+    """Driver side: accepts worker connections and dispatches their messages.
+
+    Attributes:
+        history: one {"event": "step", "iteration", "epoch", "loss"} per training step and the
+            "validation" messages, in order (for loss curves).
+        failures: (rank, traceback) of every worker that reported an error.
+        started_at: wall time when `start` was called; `first_step_at` when the first step arrived.
+    """
+
+    def __init__(self, host: str, show_progress: bool = True, tensorboard_dir: str | None = None,
+                 on_failure=None):
+        self.host = host
+        self.show_progress = show_progress
+        self.tensorboard_dir = tensorboard_dir
+        self.on_failure = on_failure
+        self.history: list[dict] = []
+        self.failures: list[tuple[int, str]] = []
+        self.started_at = time.time()
+        self.first_step_at: float | None = None
+        self._bar = None
+        self._writers: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._socket = socket.create_server((host, 0))
+        self._socket.settimeout(0.5)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="zoo-progress", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the workers connect to."""
+        return self.host, self._socket.getsockname()[1]
+
+    def start(self) -> "ProgressServer":
+        """Start accepting connections in a background thread."""
+        self.started_at = time.time()
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop listening, close the bar and flush TensorBoard files."""
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self._socket.close()
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+            for writer in self._writers.values():
+                writer.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._read_loop, args=(conn,), daemon=True).start()
+
+    def _read_loop(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("r", encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    self.handle(json.loads(line))
+                except Exception:  # a bad message must never take the driver down
+                    logger.exception("Ignoring a progress message that could not be handled")
+
+    def handle(self, message: dict) -> None:
+        """Dispatch one message from a worker."""
+        kind = message.get("event")
+        with self._lock:
+            if kind == "start":
+                self._start_bar(message)
+            elif kind == "step":
+                self._on_step(message)
+            elif kind == "validation":
+                self.history.append(message)
+                self._scalars("validation", message["iteration"], message["metrics"])
+                if self._bar is not None:
+                    self._bar.write(f"Validation at iteration {message['iteration']}: " + ", ".join(
+                        f"{k}={v:.4f}" for k, v in message["metrics"].items()))
+            elif kind == "error":
+                self.failures.append((int(message["rank"]), message["traceback"]))
+        if kind == "error" and self.on_failure is not None:
+            self.on_failure()
+
+    def _start_bar(self, message: dict) -> None:
+        if not self.show_progress or self._bar is not None:
+            return
+        from tqdm.auto import tqdm
+
+        total = message.get("total_iterations")
+        self._bar = tqdm(total=total, initial=message.get("iteration", 0), unit="it", desc="Zoo fit",
+                         dynamic_ncols=True)
+
+    def _on_step(self, message: dict) -> None:
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
+        for iteration, loss in message["losses"]:
+            self.history.append({"event": "step", "iteration": iteration, "epoch": message["epoch"], "loss": loss})
+            self._scalars("train", iteration, {"Loss": loss})
+        self._scalars("train", message["iteration"], {"Throughput": message["samples_per_sec"]})
+        if self._bar is not None:
+            self._bar.n = message["iteration"]
+            self._bar.set_postfix(epoch=message["epoch"] + 1, loss=f"{message['loss']:.4f}",
+                                  samples_per_s=f"{message['samples_per_sec']:.0f}", refresh=False)
+            self._bar.refresh()
+
+    def _scalars(self, split: str, step: int, values: dict) -> None:
+        if self.tensorboard_dir is None:
+            return
+        writer = self._writers.get(split)
+        if writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = self._writers[split] = SummaryWriter(os.path.join(self.tensorboard_dir, split))
+        for name, value in values.items():
+            writer.add_scalar(name, value, step)
+
+
+class ProgressClient:
+    """Worker side: sends JSON lines to the driver; never lets a broken connection stop training."""
+
+    def __init__(self, address: tuple[str, int], rank: int, interval_s: float = DEFAULT_REPORT_INTERVAL_S):
+        self.address = tuple(address)
+        self.rank = rank
+        self.interval_s = interval_s
+        self._socket: socket.socket | None = None
+        self._last_sent = 0.0
+        self._losses: list[tuple[int, float]] = []
+
+    def _send(self, message: dict) -> None:
+        try:
+            if self._socket is None:
+                self._socket = socket.create_connection(self.address, timeout=10)
+            self._socket.sendall((json.dumps(message) + "\n").encode("utf-8"))
+        except OSError:
+            logger.warning("Progress channel to the driver at %s is down", self.address)
+            self.close()
+
+    def start(self, **fields) -> None:
+        """Announce the run (total iterations, where it resumes)."""
+        self._send({"event": "start", **fields})
+
+    def step(self, iteration: int, loss: float, force: bool = False, **fields) -> None:
+        """Record one step's loss; send the losses recorded so far at most every `interval_s`
+        (or now, with `force`) together with `fields`."""
+        self._losses.append((iteration, loss))
+        now = time.time()
+        if force or now - self._last_sent >= self.interval_s:
+            self._last_sent = now
+            losses, self._losses = self._losses, []
+            self._send({"event": "step", "iteration": iteration, "loss": loss, "losses": losses, **fields})
+
+    def validation(self, iteration: int, epoch: int, metrics: dict) -> None:
+        """Report validation results."""
+        self._send({"event": "validation", "iteration": iteration, "epoch": epoch, "metrics": metrics})
+
+    def error(self, exc: BaseException) -> None:
+        """Report this worker's failure with its traceback."""
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self._send({"event": "error", "rank": self.rank, "traceback": text})
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._socket is not None:
+            try:
+                self._socket.close()
+            finally:
+                self._socket = None

@@ -1,0 +1,35 @@
+"""Exceptions raised by Zoo, each a subclass of the builtin users already catch."""
+
+from __future__ import annotations
+
+
+class ZooValueError(ValueError):
+    """A parameter or a DataFrame does not fit what Zoo expects; the message says how to fix it."""
+
+
+class ZooTypeError(TypeError):
+    """An argument has a type Zoo cannot use; the message names the expected type."""
+
+
+class NotFittedError(ValueError):
+    """A model was used before `fit` produced its weights."""
+
+
+class WorkerError(RuntimeError):
+    """One or more training workers failed; carries each worker's exception and traceback.
+
+    Attributes:
+        failures: list of ``(rank, traceback_text)`` pairs, one per failed worker.
+    """
+
+    def __init__(self, failures: list[tuple[int, str]], context: str = "training"):
+        self.failures = list(failures)
+        self.context = context
+        shown = "\n".join(f"--- worker {rank} ---\n{tb.rstrip()}" for rank, tb in self.failures)
+        super().__init__(
+            f"{len(self.failures)} worker(s) failed during {context}. "
+            f"Worker traceback(s) follow:\n{shown}"
+        )
+
+    def __reduce__(self):
+        return (WorkerError, (self.failures, self.context))

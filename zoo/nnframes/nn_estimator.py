@@ -1,0 +1,276 @@
+"""NNEstimator and NNModel: train and apply a PyTorch model as Spark ML stages."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import uuid
+
+import cloudpickle
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.sql.types import StructType
+
+from zoo.engine.adapters import adapter_for
+from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
+from zoo.engine.launcher import available_slots, run_fit
+from zoo.engine.triggers import check_trigger
+from zoo.errors import NotFittedError, ZooValueError
+from zoo.nnframes import input_checks
+from zoo.nnframes.columns import (
+    ARRAY, VECTOR, check_column_supported, column_kind, default_preprocessing, model_input_column,
+)
+from zoo.nnframes.params import _NNCommonParams, _NNEstimatorParams
+from zoo.nnframes.persistence import NNReadable, NNWritable
+from zoo.nnframes.predict import predict_task
+from zoo.nnframes.preprocessing import SampleBuilder, to_preprocessing
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_feature_preprocessing(given, df, feature_cols: list[str], kinds: list[str]):
+    """One Preprocessing per feature column from what the user gave (None, one, or a list)."""
+    if isinstance(given, (list, tuple)):
+        if len(given) != len(feature_cols):
+            raise ZooValueError(
+                f"Expected one feature preprocessing per feature column ({len(feature_cols)}: {feature_cols}). "
+                f"Received {len(given)}."
+            )
+        steps = [to_preprocessing(p) for p in given]
+    elif given is not None:
+        steps = [to_preprocessing(given)] * len(feature_cols)
+    else:
+        steps = [default_preprocessing(k) for k in kinds]
+    for name, kind, step in zip(feature_cols, kinds, steps):
+        check_column_supported(df, name, kind, "features", step)
+    return steps
+
+
+class ModelRunner:
+    """Runs a framework model on numpy batches through its adapter (what transform calls)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.adapter = adapter_for(model)
+
+    def __call__(self, inputs):
+        return self.adapter.predict(self.model, inputs)
+
+
+class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
+    """Trains a PyTorch model on a DataFrame across Spark executors; `fit` returns an NNModel.
+
+    Args:
+        model: a torch.nn.Module (its current weights are the starting point).
+        criterion: a torch loss module or a callable (output, target) -> scalar tensor.
+        feature_preprocessing: a Preprocessing or callable, or a list with one per feature
+            column; default: scalars -> [1], arrays and ML Vectors -> flat float tensors.
+        label_preprocessing: a Preprocessing or callable for the label column; default as for
+            features.
+        **params: any Param by name (featuresCol, labelCol, predictionCol, batchSize, maxEpoch,
+            learningRate, optimMethod, endWhen, numWorkers, cachingSample, shuffle, seed,
+            gradientCompression).
+
+    Training runs as one barrier stage of `numWorkers` tasks (default: all task slots) that
+    aggregate gradients in shards among themselves; see DESIGN.md.
+    """
+
+    @keyword_only
+    def __init__(self, *, model=None, criterion=None, feature_preprocessing=None, label_preprocessing=None,
+                 **params):
+        super().__init__()
+        self._set_estimator_defaults()
+        self.model = model
+        self.criterion = criterion
+        self.feature_preprocessing = feature_preprocessing
+        self.label_preprocessing = label_preprocessing
+        self.validation = None
+        self.checkpoint = None
+        self.clip_constant = None
+        self.clip_l2_norm = None
+        self.tensorboard_dir = None
+        self.show_progress = True
+        self._set(**params)
+
+    # ---- training options that are not single values -------------------------------------
+    def setValidation(self, trigger, df, methods, batch_size=None):
+        """Validate on `df` with `methods` (Loss(), Top1Accuracy(), MAE(), AUC()) when `trigger` fires."""
+        self.validation = ValidationConfig(trigger, df, methods, batch_size or self.getBatchSize())
+        return self
+
+    def setCheckpoint(self, path, trigger, overwrite=True, resume=False):
+        """Checkpoint to `path` when `trigger` fires; `resume=True` continues from the latest one."""
+        self.checkpoint = CheckpointConfig(path, trigger, overwrite, resume)
+        return self
+
+    def setConstantGradientClipping(self, min_value, max_value):
+        """Clamp every gradient element to [min_value, max_value]."""
+        self.clip_constant = (float(min_value), float(max_value))
+        return self
+
+    def setGradientClippingByL2Norm(self, clip_norm):
+        """Scale the global gradient down when its L2 norm exceeds `clip_norm`."""
+        self.clip_l2_norm = float(clip_norm)
+        return self
+
+    def clearGradientClipping(self):
+        """Turn gradient clipping off."""
+        self.clip_constant = self.clip_l2_norm = None
+        return self
+
+    def setTensorBoard(self, log_dir, app_name="zoo"):
+        """Write TensorBoard events to `log_dir/app_name/{train,validation}` on the driver."""
+        import os
+
+        self.tensorboard_dir = os.path.join(log_dir, app_name)
+        return self
+
+    def setShowProgress(self, show):
+        """Show (True) or hide the tqdm progress bar on the driver."""
+        self.show_progress = bool(show)
+        return self
+
+    # ---- fit -------------------------------------------------------------------------------
+    def _label_preprocessing(self, label_kind):
+        """The label preprocessing to use (NNClassifier overrides)."""
+        if self.label_preprocessing is not None:
+            return to_preprocessing(self.label_preprocessing)
+        return default_preprocessing(label_kind)
+
+    def _check_labels(self, summary, output):
+        """Hook for NNClassifier: check labels against the model's output."""
+
+    def _training_config(self, df) -> TrainingConfig:
+        num_workers = self.getNumWorkers() or available_slots(df.sparkSession)
+        end = self.getEndWhen()
+        end = check_trigger("endWhen", end) if end is not None else default_end_trigger(self.getMaxEpoch())
+        return TrainingConfig(
+            batch_size=self.getBatchSize(), end_trigger=end, optim_method=self.getOptimMethod(),
+            learning_rate=self.getLearningRate(), num_workers=num_workers, validation=self.validation,
+            checkpoint=self.checkpoint, clip_constant=self.clip_constant, clip_l2_norm=self.clip_l2_norm,
+            gradient_compression=self.getGradientCompression(), caching_sample=self.getCachingSample(),
+            shuffle=self.getShuffle(), seed=self.getSeed(), show_progress=self.show_progress,
+            tensorboard_dir=self.tensorboard_dir, run_id=uuid.uuid4().hex,
+        )
+
+    def _fit(self, df):
+        if self.model is None or self.criterion is None:
+            raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
+                                "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
+        adapter = adapter_for(self.model)
+        config = self._training_config(df)
+        feature_cols, label_col = self.feature_columns(), self.getLabelCol()
+        kinds = [column_kind(df, c, "features") for c in feature_cols]
+        label_kind = column_kind(df, label_col, "label")
+        feature_steps = resolve_feature_preprocessing(self.feature_preprocessing, df, feature_cols, kinds)
+        label_step = self._label_preprocessing(label_kind)
+        check_column_supported(df, label_col, label_kind, "label", label_step)
+        input_checks.check_picklable(model=self.model, criterion=self.criterion, optimMethod=config.optim_method,
+                                     feature_preprocessing=feature_steps, label_preprocessing=label_step)
+        array_columns = {c: s.expected_length() for c, k, s in zip(feature_cols, kinds, feature_steps)
+                         if k in (ARRAY, VECTOR)}
+        summary = input_checks.data_summary(df, label_col, label_kind,
+                                            {c: k for c, k in zip(feature_cols, kinds) if c in array_columns})
+        input_checks.check_summary(summary, label_col, array_columns)
+        frame = df.select(*[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])])
+        validation = self.validation
+        if validation is not None:
+            for c in feature_cols + [label_col]:
+                column_kind(validation.data, c, "validation")
+            config.validation = dataclasses.replace(validation, data=validation.data.select(
+                *[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])]))
+        build = SampleBuilder(feature_steps, label_step)
+        output = input_checks.dry_run(frame, feature_cols + [label_col], len(feature_cols), build, adapter,
+                                      self.model, self.criterion)
+        self._check_labels(summary, output)
+        result = run_fit(frame, feature_cols + [label_col], len(feature_cols), self.model, self.criterion,
+                         build, config)
+        trained = copy.deepcopy(self.model)
+        adapter.load_state_bytes_into(trained, result.model_state)
+        model = self._create_model(trained, feature_steps, output)
+        model.history = result.history
+        model.fit_startup_s = result.startup_s
+        model.fit_duration_s = result.duration_s
+        return model
+
+    def _create_model(self, trained, feature_steps, output):
+        model = NNModel(model=trained, feature_preprocessing=feature_steps)
+        return self._copyValues(model)
+
+
+class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
+    """A fitted (or given) PyTorch model applied to a DataFrame; adds an array<float> prediction.
+
+    Args:
+        model: the torch.nn.Module.
+        feature_preprocessing: a Preprocessing, callable, or one per feature column.
+        **params: featuresCol, predictionCol, batchSize.
+
+    Attributes:
+        history: per-step training losses and validation results of the fit that made it.
+    """
+
+    @keyword_only
+    def __init__(self, *, model=None, feature_preprocessing=None, **params):
+        super().__init__()
+        self._set_common_defaults()
+        self.model = model
+        self.feature_preprocessing = feature_preprocessing
+        self.history = []
+        self._version = uuid.uuid4().hex
+        self._set(**params)
+
+    def _postprocess(self, output_sample):
+        """Callable run on the workers: model output -> new columns (NNClassifierModel overrides)."""
+        return ArrayPrediction(self.getPredictionCol())
+
+    def _output_schema(self):
+        return f"`{self.getPredictionCol()}` array<float>"
+
+    def _finish(self, df):
+        """Driver-side touch-ups after mapInArrow (NNClassifierModel overrides)."""
+        return df
+
+    def _transform(self, df):
+        if self.model is None:
+            raise NotFittedError("This NNModel has no model. Call fit on an NNEstimator first, or pass model=.")
+        feature_cols = self.feature_columns()
+        kinds = [column_kind(df, c, "features") for c in feature_cols]
+        steps = resolve_feature_preprocessing(self.feature_preprocessing, df, feature_cols, kinds)
+        if self.getPredictionCol() in df.columns:
+            raise ZooValueError(f"The DataFrame already has a column `{self.getPredictionCol()}`. "
+                                f"Set predictionCol to a new name.")
+        temp = {c: f"__zoo_input_{i}" for i, (c, k) in enumerate(zip(feature_cols, kinds)) if k == VECTOR}
+        frame = df
+        for c, name in temp.items():
+            frame = frame.withColumn(name, model_input_column(c, VECTOR))
+        input_columns = [temp.get(c, c) for c in feature_cols]
+        payload = {"runner": self._runner(), "build_samples": SampleBuilder(steps, None),
+                   "postprocess": self._postprocess(None)}
+        input_checks.check_picklable(model=self.model, feature_preprocessing=steps)
+        broadcast = df.sparkSession.sparkContext.broadcast(cloudpickle.dumps(payload))
+        out_schema = StructType(frame.schema.fields + StructType.fromDDL(self._output_schema()).fields)
+        result = frame.mapInArrow(predict_task(broadcast, self._cache_key(), input_columns, self.getBatchSize()),
+                                  out_schema)
+        if temp:
+            result = result.drop(*temp.values())
+        return self._finish(result)
+
+    def _runner(self):
+        return ModelRunner(self.model)
+
+    def _cache_key(self) -> str:
+        return f"{self.uid}-{self._version}-{id(self.model)}"
+
+
+class ArrayPrediction:
+    """Postprocessing of NNModel: the whole output row as an array<float> column."""
+
+    def __init__(self, column: str):
+        self.column = column
+
+    def __call__(self, outputs):
+        import numpy as np
+
+        return {self.column: np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)}
