@@ -33,7 +33,8 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray
 
 def read_columns(batches, names: list[str]) -> dict[str, np.ndarray]:
     """Drain an iterator of record batches into one numpy array per column."""
-    table = pa.Table.from_batches(list(batches)) if batches is not None else None
+    batches = list(batches)
+    table = pa.Table.from_batches(batches) if batches else None
     if table is None or table.num_rows == 0:
         return {name: np.zeros(0, dtype=np.float32) for name in names}
     return {name: column_to_numpy(table.column(name), name) for name in names}

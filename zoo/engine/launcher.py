@@ -57,6 +57,7 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
     def task(batches):
         import os
 
+        import numpy as np
         import pyarrow as pa
         import torch
         from pyspark import BarrierTaskContext
@@ -80,18 +81,17 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             split = arrays.pop(SPLIT_COLUMN).astype(bool) if len(arrays[columns[0]]) else None
             build = payload["build_samples"]
 
-            def local_data(mask) -> LocalData | None:
-                if mask is None:
-                    return build([arrays[c][:0] for c in columns[:num_features]],
-                                 arrays[columns[num_features]][:0] if len(columns) > num_features else None)
-                inputs, target = build([arrays[c][mask] for c in columns[:num_features]],
-                                       arrays[columns[num_features]][mask] if len(columns) > num_features else None)
+            def local_data(mask) -> LocalData:
+                if mask is None or not mask.any():
+                    return LocalData([np.zeros(0, np.float32)] * num_features, np.zeros(0, np.float32))
+                labels = arrays[columns[num_features]][mask] if len(columns) > num_features else None
+                inputs, target = build([arrays[c][mask] for c in columns[:num_features]], labels)
                 if not config.caching_sample:
                     *inputs, target = spill_to_disk(list(inputs) + [target])
                 return LocalData(list(inputs), target)
 
             train = local_data(None if split is None else ~split)
-            validation = local_data(None if split is None else split) if config.validation else None
+            validation = local_data(split) if config.validation else None
             del arrays
             model, criterion = payload["model"], payload["criterion"]
             adapter = adapter_for(model)
@@ -101,8 +101,8 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             checkpoint = config.checkpoint
             if checkpoint is not None:
                 latest = ckpt.latest_checkpoint(checkpoint.path)
-                retried = context.stageAttemptNumber() > 0
-                if latest and (checkpoint.resume or (retried and ckpt.read_meta(latest)["run_id"] == config.run_id)):
+                # A checkpoint of this very fit (same run_id) exists only when Spark retries the stage.
+                if latest and (checkpoint.resume or ckpt.read_meta(latest)["run_id"] == config.run_id):
                     loop.restore(latest)
             loop.run()
             if rank == 0:
@@ -126,7 +126,11 @@ def _is_peer_failure(exc: BaseException) -> bool:
     """A collective broke because another worker died: let Spark retry the stage, don't abort."""
     import torch.distributed as dist
 
-    return isinstance(exc, getattr(dist, "DistError", ())) or isinstance(exc, GeneratorExit)
+    if isinstance(exc, (getattr(dist, "DistError", ()), GeneratorExit)):
+        return True
+    # Gloo reports a dead peer as a plain RuntimeError from its transport.
+    message = str(exc)
+    return isinstance(exc, RuntimeError) and ("gloo/transport" in message or "closed by peer" in message)
 
 
 def _driver_host(spark) -> str:

@@ -47,6 +47,7 @@ class ProgressServer:
         self._socket = socket.create_server((host, 0))
         self._socket.settimeout(0.5)
         self._closed = threading.Event()
+        self._readers: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._accept_loop, name="zoo-progress", daemon=True)
 
     @property
@@ -65,6 +66,9 @@ class ProgressServer:
         self._closed.set()
         self._thread.join(timeout=5)
         self._socket.close()
+        # Workers close their connection when their task ends: drain what they sent last.
+        for reader in self._readers:
+            reader.join(timeout=5)
         with self._lock:
             if self._bar is not None:
                 self._bar.close()
@@ -77,7 +81,9 @@ class ProgressServer:
                 conn, _ = self._socket.accept()
             except (socket.timeout, OSError):
                 continue
-            threading.Thread(target=self._read_loop, args=(conn,), daemon=True).start()
+            reader = threading.Thread(target=self._read_loop, args=(conn,), daemon=True)
+            self._readers.append(reader)
+            reader.start()
 
     def _read_loop(self, conn: socket.socket) -> None:
         with conn, conn.makefile("r", encoding="utf-8") as lines:

@@ -26,6 +26,13 @@ def output_kind_for(criterion) -> str:
     return PROBABILITIES
 
 
+def wants_float_targets(criterion) -> bool:
+    """Binary cross-entropy losses take float 0/1 targets shaped like the output, not indices."""
+    import torch
+
+    return isinstance(criterion, (torch.nn.BCELoss, torch.nn.BCEWithLogitsLoss))
+
+
 class _NNClassifierParams(Params):
     """Params NNClassifier and NNClassifierModel share."""
 
@@ -71,7 +78,7 @@ class NNClassifier(NNEstimator, _NNClassifierParams, HasProbabilityCol, HasThres
     def _label_preprocessing(self, label_kind):
         if self.label_preprocessing is not None:
             return super()._label_preprocessing(label_kind)
-        return BinaryOrIndexLabel(self._label_base(), output_kind_for(self.criterion))
+        return BinaryOrIndexLabel(self._label_base(), wants_float_targets(self.criterion))
 
     def _check_labels(self, summary, output):
         num_outputs = int(np.prod(output.shape[1:])) if output.ndim > 1 else 1
@@ -86,13 +93,13 @@ class NNClassifier(NNEstimator, _NNClassifierParams, HasProbabilityCol, HasThres
 class BinaryOrIndexLabel(LabelToIndex):
     """Class labels for the criterion: int64 indices, or float 0/1 of shape [1] for BCE losses."""
 
-    def __init__(self, base: int, output_kind: str):
+    def __init__(self, base: int, float_targets: bool):
         super().__init__(base)
-        self.output_kind = output_kind
+        self.float_targets = float_targets
 
     def transform(self, values):
         indices = super().transform(values)
-        return indices if self.output_kind != PROBABILITIES else indices.astype(np.float32).reshape(-1, 1)
+        return indices.astype(np.float32).reshape(-1, 1) if self.float_targets else indices
 
 
 class ClassPrediction:

@@ -1,0 +1,28 @@
+"""Shared fixtures: one local[2] SparkSession for the whole run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from zoo import init_spark
+
+    session = init_spark("local[2]", conf={"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+def frame_from_arrays(spark, features: np.ndarray, labels: np.ndarray, partitions: int | None = None):
+    """A DataFrame with an array<double> `features` column and a double `label` column."""
+    pdf = pd.DataFrame({"features": [row.astype(float) for row in features], "label": labels.astype(float)})
+    df = spark.createDataFrame(pdf)
+    return df.repartition(partitions) if partitions else df
+
+
+def rows_in_partitions(spark, partitions: list[list[tuple]], schema: str):
+    """A DataFrame whose i-th partition holds exactly `partitions[i]` (possibly empty)."""
+    flat = [(i, row) for i, part in enumerate(partitions) for row in part]
+    rdd = spark.sparkContext.parallelize(flat, len(partitions)).partitionBy(len(partitions), lambda k: k).values()
+    return spark.createDataFrame(rdd, schema)
