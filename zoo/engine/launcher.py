@@ -194,7 +194,10 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     def collect():
         sc.setJobGroup(group, "Zoo distributed fit", interruptOnCancel=True)
         try:
-            outcome["rows"] = frame.mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
+            # Spark retries a failed barrier stage only if it is a shuffle-map stage (a failed barrier
+            # result stage aborts the job), so the one-row result goes through a shuffle.
+            trained = frame.mapInArrow(task, RESULT_SCHEMA, barrier=True).repartition(1)
+            outcome["rows"] = trained.collect()
         except BaseException as exc:  # re-raised on the driver's main thread below
             outcome["error"] = exc
 

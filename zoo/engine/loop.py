@@ -96,12 +96,11 @@ class WorkerLoop:
         self.buffers = FlatBuffers(trainable.num_params, rank, world_size)
         trainable.bind_flat(self.buffers.params, self.buffers.grads)
         self.aggregator = ShardedAggregator(self.buffers, config.gradient_compression)
-        self.shard_param = torch.nn.Parameter(self.buffers.shard(self.buffers.params).clone())
-        optimizer = adapter.build_optimizer(config.optim_method, [self.shard_param], config.learning_rate)
-        self.sharded = adapter.is_elementwise(optimizer)
-        if not self.sharded:
-            optimizer = adapter.build_optimizer(config.optim_method, trainable.trainable, config.learning_rate)
-        self.optimizer = optimizer
+        shard = adapter.ShardOptimizer(config.optim_method, config.learning_rate,
+                                       self.buffers.shard(self.buffers.params))
+        self.sharded = shard.elementwise
+        self.optimizer = shard if self.sharded else adapter.ReplicatedOptimizer(
+            config.optim_method, config.learning_rate, trainable)
         self.epoch = 0
         self.iteration = 0
         self.start_step = 0
@@ -112,9 +111,10 @@ class WorkerLoop:
         """Continue from the checkpoint in `directory`: weights, optimizer state and position."""
         meta, model_state, optimizer_state = ckpt.load_checkpoint(directory)
         self.trainable.load_state_bytes(model_state)
-        self.shard_param.data.copy_(self.buffers.shard(self.buffers.params))
-        if meta["sharded"] and self.sharded:
-            optimizer_state = ckpt.shard_optimizer_state(optimizer_state, self.buffers)
+        if self.sharded:
+            self.optimizer.set_values(self.buffers.shard(self.buffers.params))
+            if meta["sharded"]:
+                optimizer_state = ckpt.shard_optimizer_state(optimizer_state, self.buffers)
         self.optimizer.load_state_dict(optimizer_state)
         self.epoch, self.iteration = meta["epoch"], meta["iteration"]
         self.start_step = meta["step_in_epoch"]
@@ -146,11 +146,11 @@ class WorkerLoop:
             loss = float(shard_grad[b.local_loss_index])
             shard_grad[b.local_loss_index] = 0.0
         self._clip(shard_grad, distributed_norm=True)
-        self.shard_param.grad = shard_grad
-        self.optimizer.step()
+        values = self.optimizer.step(shard_grad)
         if b.owns_loss_slot():
-            self.shard_param.data[b.local_loss_index] = loss
-        self.aggregator.all_gather(self.shard_param.data, b.params)
+            # The slot is not a weight: overwrite whatever the optimizer did to it.
+            values[b.local_loss_index] = loss
+        self.aggregator.all_gather(values, b.params)
         return float(b.params[b.loss_index])
 
     def _replicated_step(self, index: np.ndarray, weight: float) -> float:
@@ -162,9 +162,9 @@ class WorkerLoop:
             loss = float(b.grads[b.loss_index])
             b.grads[b.loss_index] = 0.0
             self._clip(b.grads, distributed_norm=False)
-            return torch.tensor(loss)
+            return loss
 
-        return float(self.optimizer.step(closure))
+        return self.optimizer.step(closure)
 
     # ---- validation and checkpoints -----------------------------------------------------
     def validate(self) -> dict[str, float]:

@@ -25,8 +25,9 @@ class ProgressServer:
     """Driver side: accepts worker connections and dispatches their messages.
 
     Attributes:
-        history: one {"event": "step", "iteration", "epoch", "loss"} per training step and the
-            "validation" messages, in order (for loss curves).
+        history: one {"event": "step", "iteration", "epoch", "loss"} per training step, the
+            "validation" messages, and a {"event": "start", "iteration"} each time the stage
+            starts (more than one when Spark retried it and it resumed from a checkpoint).
         failures: (rank, traceback) of every worker that reported an error.
         started_at: wall time when `start` was called; `first_step_at` when the first step arrived.
     """
@@ -98,6 +99,7 @@ class ProgressServer:
         kind = message.get("event")
         with self._lock:
             if kind == "start":
+                self.history.append({"event": "start", "iteration": message.get("iteration", 0)})
                 self._start_bar(message)
             elif kind == "step":
                 self._on_step(message)

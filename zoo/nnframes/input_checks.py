@@ -71,26 +71,39 @@ def check_summary(summary: dict, label_col: str | None, array_columns: dict[str,
             )
 
 
-def dry_run(df, columns: list[str], num_features: int, build_samples, adapter, model, criterion):
+def dry_run(df, columns: list[str], num_features: int, build_samples, adapter, model, criterion,
+            check_output=None):
     """Run the model (and the criterion, when there are labels) on a few rows on the driver.
 
-    Returns the model's output as numpy. Raises ZooValueError with the shapes involved when the
-    model or the criterion rejects the input.
+    `check_output(output)` runs between the two, so label checks that need the model's output
+    width come before the criterion's own, less helpful, complaint. Returns the model's output
+    as numpy. Raises ZooValueError with the shapes involved when the model or criterion fails.
     """
     batch = df.select(*columns).limit(4).toArrow()
     arrays = read_columns(batch.to_batches(), columns)
     labels = arrays[columns[num_features]] if len(columns) > num_features else None
     inputs, target = build_samples([arrays[c] for c in columns[:num_features]], labels)
     shapes = ", ".join(f"`{c}` -> {list(x.shape[1:])}" for c, x in zip(columns, inputs))
+    target_shape = list(target.shape[1:]) if target is not None else None
     try:
-        output = adapter.dry_run(model, criterion, inputs, target)
+        output = adapter.dry_run(model, None, inputs, None)
     except Exception as exc:
-        target_shape = list(target.shape[1:]) if target is not None else None
         raise ZooValueError(
-            f"The model or criterion failed on the DataFrame's first rows. Inputs per sample: {shapes}; "
-            f"target per sample: {target_shape}. Check that the columns match the model's inputs "
-            f"(and featuresCol order for multi-input models). Error: {type(exc).__name__}: {exc}"
+            f"The model failed on the DataFrame's first rows. Inputs per sample: {shapes}. Check that the "
+            f"columns match the model's inputs (and featuresCol order for multi-input models). "
+            f"Error: {type(exc).__name__}: {exc}"
         ) from exc
+    if check_output is not None:
+        check_output(output)
+    if target is not None:
+        try:
+            adapter.dry_run(model, criterion, inputs, target)
+        except Exception as exc:
+            raise ZooValueError(
+                f"The criterion failed on the model's output for the DataFrame's first rows. Output per "
+                f"sample: {list(output.shape[1:])}; target per sample: {target_shape}. Check the label "
+                f"column and label_preprocessing. Error: {type(exc).__name__}: {exc}"
+            ) from exc
     return np.asarray(output)
 
 

@@ -144,7 +144,7 @@ class NNClassifierModel(NNModel, _NNClassifierParams, HasProbabilityCol, HasThre
         self.output_kind = PROBABILITIES
         self._set(**params)
 
-    def _postprocess(self, output_sample):
+    def _postprocess(self):
         return ClassPrediction(self.getPredictionCol(), self.getProbabilityCol(), self.output_kind,
                                self.getThreshold(), self._label_base())
 

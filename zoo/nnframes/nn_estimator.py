@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import logging
 import uuid
 
@@ -27,6 +28,36 @@ from zoo.nnframes.predict import predict_task
 from zoo.nnframes.preprocessing import SampleBuilder, to_preprocessing
 
 logger = logging.getLogger(__name__)
+
+
+#: Inference backends NNModel.transform can run a torch model on.
+BACKENDS = ("torch", "openvino", "onnxruntime")
+
+
+class BackendRunner:
+    """Runs a torch model on OpenVINO or ONNX Runtime through zoo.inference.InferenceModel.
+
+    The conversion happens on the executor, once per Python worker (the runner lives in the
+    cached payload), with the first batch as the example input; the batch size stays dynamic.
+    """
+
+    def __init__(self, model, backend: str, options: dict):
+        self.model = model
+        self.backend = backend
+        self.options = dict(options)
+        self._compiled = None
+
+    def __call__(self, inputs):
+        if self._compiled is None:
+            from zoo.inference import InferenceModel
+
+            self._compiled = InferenceModel.from_torch(self.model, list(inputs), backend=self.backend,
+                                                       **self.options)
+        output = self._compiled.predict(list(inputs))
+        return output[0] if isinstance(output, list) else output
+
+    def __getstate__(self):
+        return {**self.__dict__, "_compiled": None}
 
 
 def resolve_feature_preprocessing(given, df, feature_cols: list[str], kinds: list[str]):
@@ -182,8 +213,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
                 *[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])]))
         build = SampleBuilder(feature_steps, label_step)
         output = input_checks.dry_run(frame, feature_cols + [label_col], len(feature_cols), build, adapter,
-                                      self.model, self.criterion)
-        self._check_labels(summary, output)
+                                      self.model, self.criterion,
+                                      check_output=lambda out: self._check_labels(summary, out))
         result = run_fit(frame, feature_cols + [label_col], len(feature_cols), self.model, self.criterion,
                          build, config)
         trained = copy.deepcopy(self.model)
@@ -218,10 +249,10 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         self.model = model
         self.feature_preprocessing = feature_preprocessing
         self.history = []
-        self._version = uuid.uuid4().hex
+        self.backend, self.backend_options = "torch", {}
         self._set(**params)
 
-    def _postprocess(self, output_sample):
+    def _postprocess(self):
         """Callable run on the workers: model output -> new columns (NNClassifierModel overrides)."""
         return ArrayPrediction(self.getPredictionCol())
 
@@ -246,22 +277,31 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         for c, name in temp.items():
             frame = frame.withColumn(name, model_input_column(c, VECTOR))
         input_columns = [temp.get(c, c) for c in feature_cols]
-        payload = {"runner": self._runner(), "build_samples": SampleBuilder(steps, None),
-                   "postprocess": self._postprocess(None)}
         input_checks.check_picklable(model=self.model, feature_preprocessing=steps)
-        broadcast = df.sparkSession.sparkContext.broadcast(cloudpickle.dumps(payload))
+        runner = cloudpickle.dumps(self._runner())
+        # Keyed by content: a worker reuses its cached model only if it is byte-for-byte this one.
+        cache_key = hashlib.sha1(runner).hexdigest()
+        broadcast = df.sparkSession.sparkContext.broadcast(runner)
         out_schema = StructType(frame.schema.fields + StructType.fromDDL(self._output_schema()).fields)
-        result = frame.mapInArrow(predict_task(broadcast, self._cache_key(), input_columns, self.getBatchSize()),
-                                  out_schema)
+        task = predict_task(broadcast, cache_key, input_columns, self.getBatchSize(),
+                            SampleBuilder(steps, None), self._postprocess())
+        result = frame.mapInArrow(task, out_schema)
         if temp:
             result = result.drop(*temp.values())
         return self._finish(result)
 
-    def _runner(self):
-        return ModelRunner(self.model)
+    def setBackend(self, backend: str, **options):
+        """Run transform on "torch" (default), "openvino" or "onnxruntime"; `options` are the
+        backend's settings (see zoo.inference.OpenVINOConfig / OnnxRuntimeConfig). Returns self."""
+        if backend not in BACKENDS:
+            raise ZooValueError(f"Expected backend in {BACKENDS}. Received: backend={backend!r}.")
+        self.backend, self.backend_options = backend, dict(options)
+        return self
 
-    def _cache_key(self) -> str:
-        return f"{self.uid}-{self._version}-{id(self.model)}"
+    def _runner(self):
+        if self.backend == "torch":
+            return ModelRunner(self.model)
+        return BackendRunner(self.model, self.backend, self.backend_options)
 
 
 class ArrayPrediction:

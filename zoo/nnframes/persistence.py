@@ -26,7 +26,8 @@ from zoo.nnframes.params import OBJECT_PARAMS
 
 #: Attributes (not Params) saved with a stage, when the stage has them.
 SAVED_ATTRIBUTES = ("model", "criterion", "feature_preprocessing", "label_preprocessing", "checkpoint",
-                    "clip_constant", "clip_l2_norm", "tensorboard_dir", "show_progress", "output_kind")
+                    "clip_constant", "clip_l2_norm", "tensorboard_dir", "show_progress", "output_kind",
+                    "backend", "backend_options")
 
 
 def _plain_params(param_map: dict) -> dict:

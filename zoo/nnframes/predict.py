@@ -20,8 +20,8 @@ _CACHE_LOCK = threading.Lock()
 MAX_CACHED_MODELS = 4
 
 
-def cached_payload(key: str, broadcast):
-    """The unpickled payload for `key`, loaded from `broadcast` once per Python worker."""
+def cached_runner(key: str, broadcast):
+    """The unpickled model runner for `key`, loaded from `broadcast` once per Python worker."""
     with _CACHE_LOCK:
         if key in _MODEL_CACHE:
             _MODEL_CACHE.move_to_end(key)
@@ -43,14 +43,16 @@ def to_arrow_column(values: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1)))
 
 
-def predict_task(broadcast, cache_key: str, input_columns: list[str], batch_size: int):
-    """The mapInArrow function: append the payload's output columns to every batch."""
+def predict_task(broadcast, cache_key: str, input_columns: list[str], batch_size: int, build_samples, postprocess):
+    """The mapInArrow function: run the broadcast model runner on every batch and append the
+    columns `postprocess` makes of its output. Only the runner (the model) is cached per worker;
+    the preprocessing and postprocessing are small and travel with each task, so changing a
+    param such as the threshold takes effect at once."""
 
     def task(batches):
         from zoo.engine.arrow_data import column_to_numpy
 
-        payload = cached_payload(cache_key, broadcast)
-        runner, build_samples, postprocess = payload["runner"], payload["build_samples"], payload["postprocess"]
+        runner = cached_runner(cache_key, broadcast)
         for batch in batches:
             if batch.num_rows == 0:
                 continue

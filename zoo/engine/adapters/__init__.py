@@ -1,7 +1,24 @@
 """Framework adapters: the only framework-specific code of the engine.
 
-Each adapter module exposes the same names: `Trainable` (a model, its criterion and optimizer
-factory behind one small interface) and `is_model(obj)`. `adapter_for(model)` picks the module.
+`adapter_for(model)` picks the module. Each adapter module exposes the same names:
+
+- `is_model(obj) -> bool`: whether this adapter trains `obj`.
+- `Trainable(model, criterion)`: the model as the loop sees it, with
+  `num_params`, `bind_flat(flat_params, flat_grads)` (adopt the engine's flat fp32 torch buffers:
+  the weights must be read from `flat_params` at every step and the gradients written into
+  `flat_grads`), `train_step(inputs, target, weight) -> loss` (inputs/target are torch CPU
+  tensors; gradients of `loss * weight` go into `flat_grads`), `evaluate(inputs, target) ->
+  (numpy output, summed loss)`, `float_buffers()` (non-trainable float state to average across
+  workers, e.g. BatchNorm statistics), `state_bytes()` / `load_state_bytes(blob)`.
+- `ShardOptimizer(optim_method, learning_rate, shard_values)`: the user's optimizer over one
+  flat shard, with `elementwise`, `step(grad) -> new values`, `set_values`, `state_dict` and
+  `load_state_dict` (torch.optim's format: {"state": {0: {name: tensor of shard length or
+  scalar}}, "param_groups": [...]}, so checkpoints can re-shard it).
+- `ReplicatedOptimizer(optim_method, learning_rate, trainable)`: the full optimizer on every
+  worker, with `step(closure) -> loss` (the closure computes the reduced gradient into the flat
+  buffer and returns the loss), `state_dict`, `load_state_dict`.
+- `dry_run(model, criterion, inputs, target) -> numpy output`, `predict(model, inputs) -> numpy`,
+  `state_bytes_of(model)`, `load_state_bytes_into(model, blob)` for the driver side.
 """
 
 from __future__ import annotations

@@ -37,6 +37,60 @@ def is_elementwise(optimizer: torch.optim.Optimizer) -> bool:
     return type(optimizer) in ELEMENTWISE_OPTIMIZERS and len(optimizer.param_groups) == 1
 
 
+class ShardOptimizer:
+    """The user's optimizer over one worker's shard of the flat parameters.
+
+    Only element-wise optimizers (see `elementwise`) give the same update on a shard as on the
+    whole vector; the loop falls back to `ReplicatedOptimizer` for the others.
+    """
+
+    def __init__(self, optim_method, learning_rate: float, values: torch.Tensor):
+        self.param = torch.nn.Parameter(values.detach().clone())
+        self.optimizer = build_optimizer(optim_method, [self.param], learning_rate)
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether this optimizer can run on a shard."""
+        return is_elementwise(self.optimizer)
+
+    def step(self, grad: torch.Tensor) -> torch.Tensor:
+        """Apply the shard's summed gradient; return the updated shard values (a tensor to send)."""
+        self.param.grad = grad
+        self.optimizer.step()
+        return self.param.data
+
+    def set_values(self, values: torch.Tensor) -> None:
+        """Overwrite the shard's values (after loading a checkpoint)."""
+        self.param.data.copy_(values)
+
+    def state_dict(self) -> dict:
+        """torch.optim state: per-element tensors have the shard's length."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load what `state_dict` returned."""
+        self.optimizer.load_state_dict(state)
+
+
+class ReplicatedOptimizer:
+    """The user's optimizer over all of the model's parameters, run identically on every worker."""
+
+    def __init__(self, optim_method, learning_rate: float, trainable: "Trainable"):
+        self.optimizer = build_optimizer(optim_method, trainable.trainable, learning_rate)
+
+    def step(self, closure) -> float:
+        """One optimizer step; `closure` computes the globally reduced gradient and returns the loss."""
+        return float(self.optimizer.step(lambda: torch.tensor(closure())))
+
+    def state_dict(self) -> dict:
+        """torch.optim state."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load what `state_dict` returned."""
+        self.optimizer.load_state_dict(state)
+
+
 class Trainable:
     """A torch model with its criterion, as the training loop sees it.
 
@@ -105,7 +159,8 @@ def _first_output(output):
 
 
 def dry_run(model: torch.nn.Module, criterion, inputs: list[np.ndarray], target: np.ndarray | None) -> np.ndarray:
-    """Forward a few samples (and the criterion on them) without touching the model's state."""
+    """Forward a few samples (and the criterion on them, given a target) without touching the
+    model's state."""
     tensors = [torch.from_numpy(x) for x in inputs]
     was_training = model.training
     model.eval()
