@@ -1,0 +1,147 @@
+"""Backend settings for ``InferenceModel``: one dataclass per runtime, with documented defaults.
+
+Options given as keywords to ``InferenceModel.load_*`` / ``from_torch`` are the fields of these
+dataclasses (``hint="throughput"``, ``threads=2``, ...); unknown keywords raise an error listing
+the accepted ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.errors import ZooValueError
+
+#: Compiled requests (OpenVINO infer requests, ONNX Runtime sessions) kept per handle.
+DEFAULT_CONCURRENT_NUM = 1
+#: OpenVINO device used when none is named.
+DEFAULT_OPENVINO_DEVICE = "CPU"
+#: OpenVINO inference precision. OpenVINO would pick bf16 on CPUs with AVX512-BF16/AMX; Zoo
+#: defaults to f32 so results match the source model. Pass ``precision="bf16"`` for speed.
+DEFAULT_OPENVINO_PRECISION = "f32"
+#: ONNX opset used by the torch -> ONNX exporter.
+DEFAULT_ONNX_OPSET = 17
+#: Tolerances used to check a converted model against its source (``numpy.allclose``).
+DEFAULT_ATOL = 1e-4
+DEFAULT_RTOL = 1e-3
+#: Looser tolerances used when OpenVINO runs in bf16/f16 precision.
+DEFAULT_LOW_PRECISION_ATOL = 5e-2
+DEFAULT_LOW_PRECISION_RTOL = 5e-2
+
+_HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
+_PRECISIONS = ("f32", "bf16", "f16")
+_GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ZooValueError(f"Expected `{name}` to be a positive int or None. Received: {name}={value!r}.")
+
+
+def check_concurrent_num(concurrent_num: Any) -> int:
+    """Validate ``concurrent_num`` (a positive int) and return it."""
+    if isinstance(concurrent_num, bool) or not isinstance(concurrent_num, int) or concurrent_num < 1:
+        raise ZooValueError(
+            f"Expected `concurrent_num` to be a positive int (the number of requests that may run at "
+            f"once). Received: concurrent_num={concurrent_num!r}."
+        )
+    return concurrent_num
+
+
+@dataclass
+class OpenVINOConfig:
+    """How OpenVINO compiles a model.
+
+    Attributes:
+        hint: ``"latency"``, ``"throughput"``, ``"cumulative_throughput"`` or None. None picks
+            ``"latency"`` for ``concurrent_num == 1`` and ``"throughput"`` otherwise.
+        streams: number of CPU streams (parallel inference slots), ``"auto"``, or None to let the
+            hint decide.
+        threads: total CPU threads OpenVINO may use, or None for all cores.
+        precision: ``"f32"`` (default, matches the source model), ``"bf16"`` or ``"f16"``.
+        device: an OpenVINO device name (default ``"CPU"``).
+    """
+
+    hint: str | None = None
+    streams: int | str | None = None
+    threads: int | None = None
+    precision: str = DEFAULT_OPENVINO_PRECISION
+    device: str = DEFAULT_OPENVINO_DEVICE
+
+    def __post_init__(self):
+        if self.hint is not None and self.hint not in _HINTS:
+            raise ZooValueError(
+                f"Expected `hint` to be one of {sorted(_HINTS)} or None. Received: hint={self.hint!r}."
+            )
+        if self.streams != "auto":
+            _check_positive("streams", self.streams)
+        _check_positive("threads", self.threads)
+        if self.precision not in _PRECISIONS:
+            raise ZooValueError(
+                f"Expected `precision` to be one of {list(_PRECISIONS)}. Received: precision={self.precision!r}."
+            )
+
+    def properties(self, concurrent_num: int) -> dict[str, str]:
+        """The OpenVINO ``compile_model`` properties for a pool of ``concurrent_num`` requests."""
+        hint = self.hint or ("latency" if concurrent_num == 1 else "throughput")
+        props = {"PERFORMANCE_HINT": _HINTS[hint], "INFERENCE_PRECISION_HINT": self.precision}
+        if self.streams is None:
+            # Let the hint size the streams for the pool, no more than there are requests.
+            props["PERFORMANCE_HINT_NUM_REQUESTS"] = str(concurrent_num)
+        else:
+            props["NUM_STREAMS"] = "AUTO" if self.streams == "auto" else str(self.streams)
+        if self.threads is not None:
+            props["INFERENCE_NUM_THREADS"] = str(self.threads)
+        return props
+
+    @property
+    def low_precision(self) -> bool:
+        """Whether outputs are expected to differ from f32 by more than rounding."""
+        return self.precision != "f32"
+
+
+@dataclass
+class OnnxRuntimeConfig:
+    """How ONNX Runtime sessions are built.
+
+    Attributes:
+        intra_op_threads: threads of each session; None gives each of the ``concurrent_num``
+            sessions an equal share of the cores (at least 1).
+        inter_op_threads: threads running independent nodes in parallel; None lets ONNX Runtime decide.
+        graph_optimization: ``"disable"``, ``"basic"``, ``"extended"`` or ``"all"`` (default).
+        providers: execution providers, in order of preference.
+    """
+
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
+    graph_optimization: str = "all"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+
+    def __post_init__(self):
+        _check_positive("intra_op_threads", self.intra_op_threads)
+        _check_positive("inter_op_threads", self.inter_op_threads)
+        if self.graph_optimization not in _GRAPH_OPTIMIZATION:
+            raise ZooValueError(
+                f"Expected `graph_optimization` to be one of {list(_GRAPH_OPTIMIZATION)}. "
+                f"Received: graph_optimization={self.graph_optimization!r}."
+            )
+        self.providers = tuple(self.providers)
+
+    def session_threads(self, concurrent_num: int) -> int:
+        """Intra-op threads for each of ``concurrent_num`` sessions."""
+        if self.intra_op_threads is not None:
+            return self.intra_op_threads
+        return max(1, (os.cpu_count() or 1) // concurrent_num)
+
+
+def make_config(cls, options: dict[str, Any], backend: str):
+    """Build ``cls`` from keyword ``options``, naming the accepted keywords when one is unknown."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ZooValueError(
+            f"Unknown option(s) {unknown} for backend {backend!r}. Accepted options: {names}."
+        )
+    return cls(**options)
