@@ -1,0 +1,176 @@
+"""The Python client of Cluster Serving: `InputQueue` sends requests, `OutputQueue` reads results.
+
+    from zoo.serving import InputQueue, OutputQueue
+
+    inputs = InputQueue("redis://127.0.0.1:6379", "my-model")
+    inputs.enqueue("req-1", image=pathlib.Path("cat.jpg"))
+    OutputQueue("redis://127.0.0.1:6379", "my-model").query("req-1")   # None until answered
+
+    inputs.predict(np.zeros((3, 32, 32), np.float32), timeout=5)      # synchronous
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from zoo.serving import codec
+from zoo.serving import defaults as D
+from zoo.serving.connection import ENQUEUE_SCRIPT, connect
+from zoo.serving.errors import InputError, PredictionError, QueueFullError, ResultTimeoutError
+
+
+def encode_request(inputs: dict[str, Any]) -> bytes:
+    """Encode the named inputs of one request (values normalised by `codec.as_input`)."""
+    if not inputs:
+        raise InputError("A request needs at least one input. Pass inputs as keywords: enqueue(uri, x=array).")
+    return codec.encode({name: codec.as_input(name, value) for name, value in inputs.items()})
+
+
+def enqueue_args(uris_and_payloads: list[tuple[str, bytes]], max_queue_length: int) -> list[Any]:
+    """ARGV of `ENQUEUE_SCRIPT` for a list of ``(uri, payload)`` pairs."""
+    now = repr(time.time())
+    args: list[Any] = [max_queue_length]
+    for uri, payload in uris_and_payloads:
+        args.extend((uri, payload, now))
+    return args
+
+
+def decode_result(uri: str, payload: bytes) -> Any:
+    """The value of a result payload, or a `PredictionError` instance when the worker failed it."""
+    result = codec.decode(payload)
+    if "error" in result:
+        return PredictionError(uri, result["error"])
+    return result["ok"]
+
+
+class _Queue:
+    """Shared connection handling of `InputQueue` and `OutputQueue`."""
+
+    def __init__(
+        self,
+        redis_url: str = f"redis://{D.DEFAULT_HOST}:{D.DEFAULT_REDIS_PORT}/0",
+        name: str = "",
+        *,
+        password: str | None = None,
+        tls_ca_cert: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ):
+        if not name:
+            raise InputError("Expected the model `name` the queue belongs to (as in config.yaml). Received an empty name.")
+        self.name = name
+        self.redis_url = redis_url
+        self._redis = connect(redis_url, password=password, tls_ca_cert=tls_ca_cert, tls_cert=tls_cert, tls_key=tls_key)
+
+    def close(self) -> None:
+        """Close the Redis connections."""
+        self._redis.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class InputQueue(_Queue):
+    """Sends requests to the model ``name`` of the deployment whose Redis is at ``redis_url``.
+
+    Args:
+        redis_url: ``redis://host:port/db`` or ``rediss://`` (TLS).
+        name: the model name in config.yaml.
+        password: Redis password.
+        tls_ca_cert: CA file that verifies a ``rediss://`` server.
+        tls_cert: client certificate for mutual TLS (with ``tls_key``).
+        tls_key: key of ``tls_cert``.
+        max_queue_length: limit used while no deployment has published its own.
+    """
+
+    def __init__(self, redis_url: str = f"redis://{D.DEFAULT_HOST}:{D.DEFAULT_REDIS_PORT}/0", name: str = "",
+                 *, max_queue_length: int = D.DEFAULT_MAX_QUEUE_LENGTH, **connection: Any):
+        super().__init__(redis_url, name, **connection)
+        self.max_queue_length = max_queue_length
+        self._enqueue = self._redis.register_script(ENQUEUE_SCRIPT)
+
+    def enqueue(self, uri: str, **inputs: Any) -> str:
+        """Queue one request with id ``uri`` and named inputs; returns ``uri``.
+
+        Inputs may be numpy arrays, `SparseTensor`, strings, or images (`Image`, ``bytes``,
+        `pathlib.Path`). Raises `QueueFullError` when the queue is at its maximum length.
+        """
+        if not isinstance(uri, str) or not uri:
+            raise InputError(f"Expected `uri` as a non-empty string id. Received {uri!r}.")
+        self._send([(uri, encode_request(inputs))])
+        return uri
+
+    def _send(self, requests: list[tuple[str, bytes]]) -> None:
+        added = self._enqueue(keys=[D.stream_key(self.name), D.info_key(self.name)],
+                              args=enqueue_args(requests, self.max_queue_length))
+        if added < 0:
+            raise QueueFullError(self.name, -added - 1, D.DEFAULT_RETRY_AFTER_S)
+
+    def predict(self, inputs: Any, timeout: float = D.DEFAULT_TIMEOUT_S) -> Any:
+        """Send one request and wait for its result (synchronous).
+
+        Args:
+            inputs: one value (sent as input ``"input"``) or a dict of named inputs.
+            timeout: seconds to wait; `ResultTimeoutError` after that.
+
+        Returns:
+            The prediction: an array, a list/dict of arrays for multi-output models, or the top-N
+            ``[index, score]`` pairs when the model is configured with ``top_n``. Raises
+            `PredictionError` when the worker answered with an error.
+        """
+        if not isinstance(inputs, dict):
+            inputs = {D.DEFAULT_INPUT_NAME: inputs}
+        uri = f"sync-{uuid.uuid4().hex}"
+        self._send([(uri, encode_request(inputs))])
+        popped = self._redis.blpop([D.result_key(self.name, uri)], timeout=timeout)
+        if popped is None:
+            raise ResultTimeoutError(uri, timeout)
+        value = decode_result(uri, popped[1])
+        if isinstance(value, PredictionError):
+            raise value
+        return value
+
+
+class OutputQueue(_Queue):
+    """Reads the results of model ``name``; same connection arguments as `InputQueue`."""
+
+    def query(self, uri: str, timeout: float = 0) -> Any:
+        """The result of request ``uri``, or ``None`` while it is not answered yet.
+
+        The result stays readable until it expires (``queue.result_ttl_s``) or `dequeue` takes
+        it. With ``timeout`` > 0, wait up to that many seconds for it. Raises `PredictionError`
+        when the worker answered with an error.
+        """
+        key = D.result_key(self.name, uri)
+        if timeout > 0:
+            # BLMOVE from a list onto itself is a blocking read that leaves the element in place.
+            payload = self._redis.blmove(key, key, timeout, "LEFT", "RIGHT")
+        else:
+            payload = self._redis.lindex(key, 0)
+        if payload is None:
+            return None
+        value = decode_result(uri, payload)
+        if isinstance(value, PredictionError):
+            raise value
+        return value
+
+    def dequeue(self) -> dict[str, Any]:
+        """Take every available result of the model: ``{uri: value}``, removed from Redis.
+
+        A request the worker failed maps to a `PredictionError` instance (not raised), so one bad
+        request does not hide the others.
+        """
+        prefix = D.result_key(self.name, "")
+        results: dict[str, Any] = {}
+        for key in self._redis.scan_iter(match=D.result_pattern(self.name), count=1000):
+            payload = self._redis.lpop(key)
+            if payload is None:
+                continue
+            uri = key.decode()[len(prefix):]
+            results[uri] = decode_result(uri, payload)
+        return results

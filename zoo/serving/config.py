@@ -1,0 +1,327 @@
+"""`config.yaml` of Cluster Serving: one dataclass per section, validated when built.
+
+A minimal file names one model::
+
+    models:
+      - name: resnet
+        path: /models/resnet.onnx
+
+Everything else has a documented default in `zoo.serving.defaults`. `TEMPLATE` is the commented
+file that ``zoo-serving init`` writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from zoo.serving import defaults as D
+from zoo.serving.errors import ServingConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ServingConfigError(message)
+
+
+@dataclass
+class RedisConfig:
+    """Where the request streams and results live.
+
+    Args:
+        url: ``redis://host:port/db`` or ``rediss://`` (TLS) of an existing Redis. ``None``: ``zoo-serving
+            start`` starts and manages a local ``redis-server`` on ``host:port``.
+        password: Redis password (``AUTH``); for a managed server it becomes ``requirepass``.
+        host: bind address of a managed server (loopback by default).
+        port: port of a managed server.
+        tls_ca_cert: CA file that verifies a ``rediss://`` server.
+        tls_cert: client certificate for a server that checks clients (mutual TLS).
+        tls_key: the key of ``tls_cert``.
+    """
+
+    url: str | None = None
+    password: str | None = None
+    host: str = D.DEFAULT_HOST
+    port: int = D.DEFAULT_REDIS_PORT
+    tls_ca_cert: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    def __post_init__(self):
+        _require(
+            self.url is None or str(self.url).startswith(("redis://", "rediss://", "unix://")),
+            f"Expected `redis.url` to start with redis://, rediss:// or unix://. Received url={self.url!r}. "
+            f"Leave it empty to let zoo-serving start a local redis-server.",
+        )
+        _require(isinstance(self.port, int) and 0 < self.port < 65536,
+                 f"Expected `redis.port` in 1..65535. Received port={self.port!r}.")
+        _require((self.tls_cert is None) == (self.tls_key is None),
+                 "Expected `redis.tls_cert` and `redis.tls_key` together (mutual TLS needs both). "
+                 f"Received tls_cert={self.tls_cert!r}, tls_key={self.tls_key!r}.")
+
+    @property
+    def effective_url(self) -> str:
+        """The URL clients connect to: ``url``, or the managed server's loopback address."""
+        return self.url or f"redis://{self.host}:{self.port}/0"
+
+    def connection_options(self) -> dict[str, Any]:
+        """Keyword arguments of `zoo.serving.connection.connect` for this section."""
+        return {"password": self.password, "tls_ca_cert": self.tls_ca_cert, "tls_cert": self.tls_cert,
+                "tls_key": self.tls_key}
+
+
+@dataclass
+class ImageConfig:
+    """How workers turn an encoded image input into a tensor.
+
+    Args:
+        resize: ``[height, width]`` to resize to (bilinear); ``None`` keeps the decoded size.
+        layout: ``"CHW"`` (PyTorch) or ``"HWC"`` (Keras/TF).
+        scale: factor applied to the uint8 pixels (default 1/255).
+        mean: per-channel mean subtracted after scaling, or ``None``.
+        std: per-channel std divided by after the mean, or ``None``.
+        mode: Pillow mode the image is converted to (``"RGB"`` or ``"L"``).
+    """
+
+    resize: list[int] | None = None
+    layout: str = D.DEFAULT_IMAGE_LAYOUT
+    scale: float = D.DEFAULT_IMAGE_SCALE
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    mode: str = "RGB"
+
+    def __post_init__(self):
+        if self.resize is not None:
+            _require(isinstance(self.resize, (list, tuple)) and len(self.resize) == 2
+                     and all(isinstance(v, int) and v > 0 for v in self.resize),
+                     f"Expected `image.resize` as [height, width] of positive ints. Received {self.resize!r}.")
+            self.resize = [int(v) for v in self.resize]
+        _require(self.layout in ("CHW", "HWC"), f"Expected `image.layout` 'CHW' or 'HWC'. Received {self.layout!r}.")
+        _require(self.mode in ("RGB", "L"), f"Expected `image.mode` 'RGB' or 'L'. Received {self.mode!r}.")
+        channels = 3 if self.mode == "RGB" else 1
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            _require(value is None or (isinstance(value, (list, tuple)) and len(value) == channels),
+                     f"Expected `image.{key}` as a list of {channels} numbers (mode {self.mode}). Received {value!r}.")
+        _require(self.std is None or all(v != 0 for v in self.std), f"`image.std` must not hold 0. Received {self.std!r}.")
+
+
+@dataclass
+class ModelConfig:
+    """One served model.
+
+    Args:
+        name: routing name (letters, digits, ``_ . -``); requests name it, HTTP routes use it.
+        path: model file or directory, any kind `zoo.inference.InferenceModel.load` reads
+            (TorchScript ``.pt``, ONNX ``.onnx``, OpenVINO ``.xml``, Keras ``.keras``).
+        batch_size: records per predict call at most.
+        max_batch_wait_ms: how long a worker waits for a batch to fill after its first record.
+        workers: worker processes (or Spark tasks) for this model.
+        threads_per_worker: intra-op threads of each worker's model.
+        image: image preprocessing, or ``None`` when the model takes no images.
+        string_max_length: when set, string inputs become uint8 tensors of this length (UTF-8,
+            zero padded); when ``None`` they reach the model as numpy string arrays.
+        top_n: when set, each output row becomes its ``top_n`` ``[index, value]`` pairs, highest first.
+    """
+
+    name: str
+    path: str
+    batch_size: int = D.DEFAULT_BATCH_SIZE
+    max_batch_wait_ms: float = D.DEFAULT_MAX_BATCH_WAIT_MS
+    workers: int = D.DEFAULT_NUM_WORKERS
+    threads_per_worker: int = D.DEFAULT_THREADS_PER_WORKER
+    image: ImageConfig | None = None
+    string_max_length: int | None = None
+    top_n: int | None = None
+
+    def __post_init__(self):
+        _require(isinstance(self.name, str) and bool(_NAME.match(self.name)),
+                 f"Expected a model `name` of 1-64 letters, digits, '_', '.' or '-'. Received name={self.name!r}.")
+        _require(isinstance(self.path, str) and bool(self.path),
+                 f"Expected `path` of model {self.name!r} as a file path. Received path={self.path!r}.")
+        for key, low in (("batch_size", 1), ("workers", 1), ("threads_per_worker", 1)):
+            value = getattr(self, key)
+            _require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                     f"Expected `{key}` >= {low} for model {self.name!r}. Received {key}={value!r}.")
+        _require(isinstance(self.max_batch_wait_ms, (int, float)) and self.max_batch_wait_ms >= 0,
+                 f"Expected `max_batch_wait_ms` >= 0 for model {self.name!r}. Received {self.max_batch_wait_ms!r}.")
+        for key in ("string_max_length", "top_n"):
+            value = getattr(self, key)
+            _require(value is None or (isinstance(value, int) and value >= 1),
+                     f"Expected `{key}` >= 1 or null for model {self.name!r}. Received {key}={value!r}.")
+        if isinstance(self.image, dict):
+            self.image = _build(ImageConfig, self.image, f"models[{self.name}].image")
+
+
+@dataclass
+class QueueConfig:
+    """Queue behaviour shared by every model.
+
+    Args:
+        result_ttl_s: seconds an unread result lives.
+        max_queue_length: waiting entries per model above which new requests are refused.
+        claim_idle_ms: idle time after which an unacknowledged entry is reclaimed from its worker.
+        max_deliveries: deliveries after which an entry that keeps killing workers gets an error.
+        retry_after_s: ``Retry-After`` the HTTP frontend sends with a 503.
+    """
+
+    result_ttl_s: int = D.DEFAULT_RESULT_TTL_S
+    max_queue_length: int = D.DEFAULT_MAX_QUEUE_LENGTH
+    claim_idle_ms: int = D.DEFAULT_CLAIM_IDLE_MS
+    max_deliveries: int = D.DEFAULT_MAX_DELIVERIES
+    retry_after_s: int = D.DEFAULT_RETRY_AFTER_S
+
+    def __post_init__(self):
+        for key in ("result_ttl_s", "max_queue_length", "claim_idle_ms", "max_deliveries", "retry_after_s"):
+            value = getattr(self, key)
+            _require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                     f"Expected `queue.{key}` as an int >= 1. Received {key}={value!r}.")
+
+
+@dataclass
+class HttpConfig:
+    """The HTTP frontend.
+
+    Args:
+        host: bind address (loopback by default; set ``0.0.0.0`` deliberately to expose it).
+        port: bind port.
+        token: when set, every route but ``/health`` needs ``Authorization: Bearer <token>``.
+        max_request_bytes: larger request bodies get 413.
+        timeout_s: seconds ``/predict`` waits for results before answering 504.
+        enabled: ``zoo-serving start`` starts the frontend only when true.
+    """
+
+    host: str = D.DEFAULT_HOST
+    port: int = D.DEFAULT_HTTP_PORT
+    token: str | None = None
+    max_request_bytes: int = D.DEFAULT_MAX_REQUEST_BYTES
+    timeout_s: float = D.DEFAULT_TIMEOUT_S
+    enabled: bool = True
+
+    def __post_init__(self):
+        _require(isinstance(self.port, int) and 0 < self.port < 65536,
+                 f"Expected `http.port` in 1..65535. Received port={self.port!r}.")
+        _require(isinstance(self.max_request_bytes, int) and self.max_request_bytes >= 1,
+                 f"Expected `http.max_request_bytes` >= 1. Received {self.max_request_bytes!r}.")
+        _require(isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0,
+                 f"Expected `http.timeout_s` > 0. Received {self.timeout_s!r}.")
+
+
+@dataclass
+class ServingConfig:
+    """A whole deployment: the models, Redis, the queue and the HTTP frontend."""
+
+    models: list[ModelConfig] = field(default_factory=list)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+    def __post_init__(self):
+        _require(len(self.models) >= 1, "Expected at least one entry under `models:` in config.yaml. Received none.")
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        _require(not duplicates, f"Expected unique model names. Received duplicates {duplicates}.")
+
+    def model(self, name: str | None) -> ModelConfig:
+        """The model called ``name``; ``None`` picks the first one (the default route)."""
+        if name is None:
+            return self.models[0]
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise ServingConfigError(f"No model named {name!r}. Configured models: {[m.name for m in self.models]}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict form (round-trips through `from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ServingConfig":
+        """Build from the parsed YAML; unknown keys are errors that list the known ones."""
+        _require(isinstance(data, dict), f"Expected config.yaml to hold a mapping. Received {type(data).__name__}.")
+        data = dict(data)
+        if "model" in data:
+            _require("models" not in data, "Use either `model:` (one model) or `models:` (a list), not both.")
+            data["models"] = [data.pop("model")]
+        models = data.get("models") or []
+        _require(isinstance(models, list), f"Expected `models:` as a list. Received {type(models).__name__}.")
+        return _build(cls, {
+            "models": [_build(ModelConfig, m, f"models[{i}]") for i, m in enumerate(models)],
+            "redis": _build(RedisConfig, data.get("redis") or {}, "redis"),
+            "queue": _build(QueueConfig, data.get("queue") or {}, "queue"),
+            "http": _build(HttpConfig, data.get("http") or {}, "http"),
+            **{k: v for k, v in data.items() if k not in ("models", "redis", "queue", "http")},
+        }, "config")
+
+
+def _build(cls, data: Any, where: str):
+    _require(isinstance(data, dict), f"Expected `{where}` as a mapping. Received {type(data).__name__}: {data!r}.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    _require(not unknown, f"Unknown key(s) {unknown} in `{where}`. Known keys: {sorted(known)}.")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ServingConfigError(f"`{where}` is incomplete: {exc}.") from None
+
+
+def load_config(path: str | pathlib.Path) -> ServingConfig:
+    """Read and validate a `config.yaml`; relative model paths resolve against its folder."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ServingConfigError(f"Config file {str(path)!r} does not exist. Create one with `zoo-serving init`.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ServingConfigError(f"{path} is not valid YAML: {exc}") from None
+    config = ServingConfig.from_dict(data or {})
+    for model in config.models:
+        model_path = pathlib.Path(model.path).expanduser()
+        if not model_path.is_absolute():
+            model.path = str((path.parent / model_path).resolve())
+    return config
+
+
+def save_config(config: ServingConfig, path: str | pathlib.Path) -> None:
+    """Write ``config`` as YAML (the inverse of `load_config`)."""
+    pathlib.Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+TEMPLATE = f"""\
+# Cluster Serving configuration. Every key but models[].name and models[].path is optional.
+models:
+  - name: my-model              # routing name: POST /models/my-model/predict, InputQueue(url, "my-model")
+    path: ./model.onnx          # TorchScript .pt, ONNX .onnx, OpenVINO .xml or Keras .keras
+    batch_size: {D.DEFAULT_BATCH_SIZE}               # records per predict call at most
+    max_batch_wait_ms: {D.DEFAULT_MAX_BATCH_WAIT_MS}         # wait this long for a batch to fill
+    workers: {D.DEFAULT_NUM_WORKERS}                  # worker processes (or Spark tasks)
+    threads_per_worker: {D.DEFAULT_THREADS_PER_WORKER}
+    # image:                    # decode image inputs (bytes / path / base64) into tensors
+    #   resize: [224, 224]
+    #   layout: CHW
+    # string_max_length: 128    # strings -> uint8 tensors of this length
+    # top_n: 5                  # answer with the 5 best [index, score] pairs
+
+redis:
+  url: null                     # null: zoo-serving starts a local redis-server on host:port
+  port: {D.DEFAULT_REDIS_PORT}
+  password: null
+  # tls_ca_cert: /path/ca.crt   # for rediss:// URLs
+
+queue:
+  result_ttl_s: {D.DEFAULT_RESULT_TTL_S}
+  max_queue_length: {D.DEFAULT_MAX_QUEUE_LENGTH}
+
+http:
+  host: {D.DEFAULT_HOST}
+  port: {D.DEFAULT_HTTP_PORT}
+  token: null                   # set to require "Authorization: Bearer <token>"
+  max_request_bytes: {D.DEFAULT_MAX_REQUEST_BYTES}
+"""

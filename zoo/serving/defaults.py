@@ -1,0 +1,96 @@
+"""Defaults and Redis key names of Cluster Serving, declared once.
+
+Every tunable of `config.yaml` has its default here as a documented ``DEFAULT_*`` constant, and
+every Redis key the service touches is built by one function of this module, so the client, the
+workers, the HTTP frontend and the CLI agree on the layout without repeating strings.
+"""
+
+from __future__ import annotations
+
+#: Number of records a worker hands to the model at most in one predict call.
+DEFAULT_BATCH_SIZE = 32
+#: Milliseconds a worker waits for a batch to fill once it holds its first record.
+DEFAULT_MAX_BATCH_WAIT_MS = 5
+#: Worker processes (or Spark tasks) per model.
+DEFAULT_NUM_WORKERS = 1
+#: Intra-op threads each worker gives its model.
+DEFAULT_THREADS_PER_WORKER = 1
+#: Seconds a result stays in Redis before it expires when nobody reads it.
+DEFAULT_RESULT_TTL_S = 600
+#: Entries a model's request stream may hold before new requests are refused (backpressure).
+DEFAULT_MAX_QUEUE_LENGTH = 10_000
+#: Milliseconds an entry may stay delivered-but-unacknowledged before another worker reclaims it.
+DEFAULT_CLAIM_IDLE_MS = 10_000
+#: Seconds between two reclaim passes (XAUTOCLAIM) of a worker.
+DEFAULT_CLAIM_INTERVAL_S = 1.0
+#: Deliveries after which an entry that keeps killing workers is answered with an error.
+DEFAULT_MAX_DELIVERIES = 3
+#: Seconds a worker's heartbeat key lives; a worker refreshes it every third of that.
+DEFAULT_HEARTBEAT_TTL_S = 15
+#: Port of the Redis server `zoo-serving start` manages when no ``redis.url`` is configured.
+DEFAULT_REDIS_PORT = 6379
+#: Loopback address the managed Redis server and the HTTP frontend bind to by default.
+DEFAULT_HOST = "127.0.0.1"
+#: Port of the HTTP frontend.
+DEFAULT_HTTP_PORT = 10020
+#: Largest request body the HTTP frontend accepts, in bytes (10 MiB).
+DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+#: Seconds the HTTP frontend and `InputQueue.predict` wait for a result.
+DEFAULT_TIMEOUT_S = 30.0
+#: Seconds a client is told to wait (``Retry-After``) when the queue is full.
+DEFAULT_RETRY_AFTER_S = 1
+#: Name an input gets when a request carries one unnamed value.
+DEFAULT_INPUT_NAME = "input"
+#: Pixel scale applied to decoded images (uint8 0..255 -> float 0..1).
+DEFAULT_IMAGE_SCALE = 1.0 / 255.0
+#: Image layout handed to the model: "CHW" (PyTorch) or "HWC" (Keras/TF).
+DEFAULT_IMAGE_LAYOUT = "CHW"
+#: Upper bounds (seconds) of the end-to-end latency histogram.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Upper bounds of the batch-size histogram.
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+#: Prefix of every Redis key Cluster Serving writes.
+KEY_PREFIX = "zoo:serving"
+#: Consumer group all workers of one model join.
+CONSUMER_GROUP = "zoo-serving-workers"
+
+
+def stream_key(model: str) -> str:
+    """Redis stream that carries the requests of ``model``."""
+    return f"{KEY_PREFIX}:{model}:requests"
+
+
+def result_key(model: str, uri: str) -> str:
+    """Redis list that holds the result of request ``uri`` of ``model`` (one element)."""
+    return f"{KEY_PREFIX}:{model}:result:{uri}"
+
+
+def result_pattern(model: str) -> str:
+    """SCAN pattern that matches every result key of ``model``."""
+    return f"{KEY_PREFIX}:{model}:result:*"
+
+
+def info_key(model: str) -> str:
+    """Redis hash that describes a deployed model (path, batch size, queue limits)."""
+    return f"{KEY_PREFIX}:{model}:info"
+
+
+def metrics_key(model: str) -> str:
+    """Redis hash of the counters and histograms that the workers of ``model`` keep."""
+    return f"{KEY_PREFIX}:{model}:metrics"
+
+
+def heartbeat_key(model: str, consumer: str) -> str:
+    """Key whose presence says that worker ``consumer`` of ``model`` is alive."""
+    return f"{KEY_PREFIX}:{model}:worker:{consumer}"
+
+
+def heartbeat_pattern(model: str) -> str:
+    """SCAN pattern that matches the heartbeat keys of every worker of ``model``."""
+    return f"{KEY_PREFIX}:{model}:worker:*"
+
+
+def stop_key(model: str) -> str:
+    """Key that, when present, tells every worker of ``model`` to finish its batch and exit."""
+    return f"{KEY_PREFIX}:{model}:stop"

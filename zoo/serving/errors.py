@@ -1,0 +1,75 @@
+"""Exceptions of Cluster Serving, each a subclass of the builtin (or `zoo.errors` class) users catch."""
+
+from __future__ import annotations
+
+from zoo.errors import ZooTypeError, ZooValueError
+
+
+class ServingConfigError(ZooValueError):
+    """`config.yaml` (or a `ServingConfig`) holds a value Cluster Serving cannot use."""
+
+
+class InputError(ZooTypeError):
+    """A request input has a type or layout the codec cannot carry; the message names the input."""
+
+
+class QueueFullError(RuntimeError):
+    """The model's request stream holds ``max_queue_length`` entries; retry after a short wait.
+
+    Attributes:
+        model: the model whose queue is full.
+        length: the queue length observed.
+        retry_after_s: seconds the caller should wait before retrying.
+    """
+
+    def __init__(self, model: str, length: int, retry_after_s: int):
+        self.model = model
+        self.length = length
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"The request queue of model {model!r} is full ({length} entries waiting, the "
+            f"configured max_queue_length). Retry in {retry_after_s} s, add workers, or raise "
+            f"queue.max_queue_length in config.yaml."
+        )
+
+    def __reduce__(self):
+        return (QueueFullError, (self.model, self.length, self.retry_after_s))
+
+
+class PredictionError(RuntimeError):
+    """A worker answered request ``uri`` with an error instead of a prediction.
+
+    Attributes:
+        uri: the id of the request.
+        reason: the worker's message (what was wrong with the request, or what the model raised).
+    """
+
+    def __init__(self, uri: str, reason: str):
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"Request {uri!r} failed: {reason}")
+
+    def __reduce__(self):
+        return (PredictionError, (self.uri, self.reason))
+
+    def __eq__(self, other):
+        return isinstance(other, PredictionError) and (self.uri, self.reason) == (other.uri, other.reason)
+
+    def __hash__(self):
+        return hash((self.uri, self.reason))
+
+
+class ResultTimeoutError(TimeoutError):
+    """No result for request ``uri`` arrived within the timeout; it may still be answered later."""
+
+    def __init__(self, uri: str, timeout_s: float):
+        self.uri = uri
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"No result for request {uri!r} within {timeout_s} s. Check that workers are running "
+            f"(`zoo-serving status`), or pass a larger timeout; the result can still be fetched "
+            f"later with OutputQueue.query({uri!r})."
+        )
+
+    def __reduce__(self):
+        return (ResultTimeoutError, (self.uri, self.timeout_s))

@@ -1,0 +1,391 @@
+"""A serving worker: one readable loop over a Redis consumer group.
+
+    read a batch (XREADGROUP; batch size or max wait, whichever first)
+      -> decode + preprocess each request (a bad one gets an error result, never stops the loop)
+      -> InferenceModel.predict on records of the same input shapes
+      -> write results, metrics, XACK + XDEL in one MULTI (acknowledged only with its result)
+      -> heartbeat; every second reclaim entries of dead workers (XAUTOCLAIM)
+
+Run one with ``python -m zoo.serving.worker --config config.yaml --model NAME``; `zoo-serving start`
+starts ``workers`` of them per model, and `zoo.serving.spark` runs the same loop in Spark tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+
+from zoo.serving import codec
+from zoo.serving import defaults as D
+from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig, load_config
+from zoo.serving.connection import connect
+from zoo.serving.errors import ServingConfigError
+from zoo.serving.metrics import record_batch
+from zoo.serving.processing import to_model_inputs, top_n
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two checks of the model's stop key.
+STOP_CHECK_INTERVAL_S = 0.5
+#: Milliseconds an idle worker blocks in XREADGROUP before it checks heartbeat and stop key again.
+IDLE_BLOCK_MS = 250
+#: Seconds between two polls of the stream while a batch fills.
+FILL_POLL_S = 0.0005
+#: Longest pause between two reconnection attempts when Redis is unreachable.
+MAX_BACKOFF_S = 5.0
+
+
+def load_model(model: ModelConfig) -> Any:
+    """The `zoo.inference.InferenceModel` for ``model.path`` (any kind it detects), limited to
+    ``model.threads_per_worker`` intra-op threads."""
+    try:
+        from zoo.inference import InferenceModel
+        from zoo.inference.detect import ONNX, OPENVINO, detect_format
+    except ImportError as exc:
+        raise ServingConfigError(
+            f"Cluster Serving needs zoo.inference to load models ({exc}). Install Zoo with the "
+            f"`inference` extra: pip install 'spark-zoo[inference,serving]'."
+        ) from exc
+    if not os.path.exists(model.path):
+        raise ServingConfigError(
+            f"Model file {model.path!r} of model {model.name!r} does not exist. Fix `path` in config.yaml."
+        )
+    _limit_threads(model.threads_per_worker)
+    kind = detect_format(model.path)
+    options = {ONNX: {"intra_op_threads": model.threads_per_worker},
+               OPENVINO: {"threads": model.threads_per_worker}}.get(kind, {})
+    return InferenceModel(concurrent_num=1).load(model.path, **options)
+
+
+def _limit_threads(threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def _split(outputs: Any, n: int) -> list[Any]:
+    """Per-record outputs of a batch prediction (array, list/tuple of arrays, or dict of arrays)."""
+    if isinstance(outputs, dict):
+        parts = {k: _split(v, n) for k, v in outputs.items()}
+        return [{k: parts[k][i] for k in parts} for i in range(n)]
+    if isinstance(outputs, (list, tuple)):
+        parts = [_split(v, n) for v in outputs]
+        return [[p[i] for p in parts] for i in range(n)]
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 0 or outputs.shape[0] != n:
+        raise ValueError(
+            f"The model returned an output of shape {list(outputs.shape)} for a batch of {n} records; "
+            f"expected the batch as the first dimension."
+        )
+    return list(outputs)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _Record:
+    entry_id: bytes
+    uri: str | None
+    enqueued_at: float | None
+    inputs: dict[str, np.ndarray] | None = None
+    result: dict[str, Any] | None = None
+    signature: tuple = field(default=())
+
+
+class ServingWorker:
+    """Serves one model from its request stream until stopped.
+
+    Args:
+        model: the model's section of config.yaml.
+        queue: the queue section (result TTL, reclaim timing, queue limit).
+        client: a synchronous `redis.Redis` (see `zoo.serving.connection.connect`).
+        consumer: this worker's consumer name in the group (default ``host-pid-thread``).
+        inference_model: an already loaded `InferenceModel`; loaded from ``model.path`` when ``None``.
+    """
+
+    def __init__(self, model: ModelConfig, queue: QueueConfig, client: redis.Redis, consumer: str | None = None,
+                 inference_model: Any = None):
+        self.model = model
+        self.queue = queue
+        self.redis = client
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 100000}"
+        self.inference_model = inference_model
+        self.stream = D.stream_key(model.name)
+        self.answered = 0
+        self._stop = threading.Event()
+        self._next_heartbeat = 0.0
+        self._next_stop_check = 0.0
+        self._next_claim = 0.0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current batch and return."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Serve until `stop` is called or the model's stop key appears; returns records answered."""
+        owns_model = self.inference_model is None
+        try:
+            if owns_model:
+                self.inference_model = load_model(self.model)
+            self._join_group()
+            publish_info(self.redis, self.model, self.queue)
+            logger.info("worker %s serving model %r", self.consumer, self.model.name)
+            backoff = 0.0
+            while not self._stop.is_set():
+                try:
+                    self._step()
+                    backoff = 0.0
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
+                    logger.warning("worker %s lost Redis (%s); retrying in %.1f s", self.consumer, exc, backoff)
+                    self._stop.wait(backoff)
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
+                        raise
+                    logger.warning("the stream or group of model %r was deleted; joining again", self.model.name)
+                    self._join_group()
+        finally:
+            self._teardown(owns_model)
+        return self.answered
+
+    def _step(self) -> None:
+        """One turn of the loop: heartbeat, then reclaimed entries or a fresh batch."""
+        self._heartbeat()
+        reclaimed = self._reclaim()
+        if reclaimed:
+            self._process(reclaimed, reclaimed=True)
+            return
+        entries = self._read_batch()
+        if entries:
+            self._process(entries)
+
+    def _join_group(self) -> None:
+        try:
+            # Start at "0": requests queued before the first worker came up are served too.
+            self.redis.xgroup_create(self.stream, D.CONSUMER_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _heartbeat(self) -> None:
+        """Refresh the heartbeat key every few seconds; check the stop key twice a second."""
+        now = time.monotonic()
+        if now < self._next_stop_check:
+            return
+        self._next_stop_check = now + STOP_CHECK_INTERVAL_S
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(D.stop_key(self.model.name))
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + D.DEFAULT_HEARTBEAT_TTL_S / 3
+            info = json.dumps({"consumer": self.consumer, "pid": os.getpid(), "host": socket.gethostname(),
+                               "answered": self.answered, "time": time.time()})
+            pipe.set(D.heartbeat_key(self.model.name, self.consumer), info, ex=D.DEFAULT_HEARTBEAT_TTL_S)
+        if pipe.execute()[0]:
+            logger.info("worker %s found the stop key of model %r", self.consumer, self.model.name)
+            self._stop.set()
+
+    def _teardown(self, owns_model: bool) -> None:
+        try:
+            self.redis.delete(D.heartbeat_key(self.model.name, self.consumer))
+            pending = self.redis.xpending_range(self.stream, D.CONSUMER_GROUP, "-", "+", 1, consumername=self.consumer)
+            if not pending:
+                self.redis.xgroup_delconsumer(self.stream, D.CONSUMER_GROUP, self.consumer)
+        except redis.RedisError as exc:
+            logger.warning("worker %s could not clean up in Redis: %s", self.consumer, exc)
+        if owns_model and self.inference_model is not None and hasattr(self.inference_model, "release"):
+            self.inference_model.release()
+
+    # ---- read ----------------------------------------------------------------------------------
+
+    def _read(self, count: int, block_ms: int | None) -> list:
+        reply = self.redis.xreadgroup(D.CONSUMER_GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        return reply[0][1] if reply else []
+
+    def _read_batch(self) -> list:
+        """Up to ``batch_size`` entries: block for the first, then wait ``max_batch_wait_ms`` at most.
+
+        The fill wait polls without BLOCK: Redis times blocked commands out on its ``hz`` clock
+        (every 100 ms by default), far coarser than a few milliseconds of batch wait.
+        """
+        size = self.model.batch_size
+        entries = self._read(size, block_ms=IDLE_BLOCK_MS)
+        if not entries:
+            return entries
+        deadline = time.monotonic() + self.model.max_batch_wait_ms / 1000.0
+        while len(entries) < size:
+            more = self._read(size - len(entries), block_ms=None)
+            entries.extend(more)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if not more:
+                time.sleep(min(FILL_POLL_S, remaining))
+        return entries
+
+    def _reclaim(self) -> list:
+        """Entries of workers that died holding them (idle > claim_idle_ms), taken over by this one."""
+        now = time.monotonic()
+        if now < self._next_claim:
+            return []
+        self._next_claim = now + D.DEFAULT_CLAIM_INTERVAL_S
+        reply = self.redis.xautoclaim(self.stream, D.CONSUMER_GROUP, self.consumer,
+                                      min_idle_time=self.queue.claim_idle_ms, start_id="0-0",
+                                      count=self.model.batch_size)
+        entries = [entry for entry in reply[1] if entry[1] is not None] if reply else []
+        deleted = [entry[0] for entry in reply[1] if entry[1] is None] if reply else []
+        if deleted:  # entries trimmed from the stream while pending: nothing left to answer
+            self.redis.xack(self.stream, D.CONSUMER_GROUP, *deleted)
+        if entries:
+            logger.warning("worker %s reclaimed %d entries of dead workers", self.consumer, len(entries))
+        return entries
+
+    # ---- process ------------------------------------------------------------------------------
+
+    def _process(self, entries: list, reclaimed: bool = False) -> None:
+        records = [self._decode(entry_id, fields) for entry_id, fields in entries]
+        if reclaimed:
+            self._fail_redelivered(records)
+        groups: dict[tuple, list[_Record]] = {}
+        for record in records:
+            if record.result is None:
+                groups.setdefault(record.signature, []).append(record)
+        for group in groups.values():
+            self._predict(group)
+        self._write(records)
+
+    def _decode(self, entry_id: bytes, fields: dict) -> _Record:
+        uri = fields.get(b"uri")
+        record = _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None)
+        try:
+            if uri is None:
+                raise ValueError("the stream entry has no `uri` field")
+            record.enqueued_at = float(fields.get(b"t", b"nan"))
+            if b"data" not in fields:
+                raise ValueError("the stream entry has no `data` field")
+            record.inputs = to_model_inputs(codec.decode(fields[b"data"]), self.model)
+            record.signature = tuple((name, a.shape, a.dtype.str) for name, a in record.inputs.items())
+        except Exception as exc:  # a poison request is answered, never raised
+            record.result = {"error": f"Cannot read request: {_error_text(exc)}"}
+        return record
+
+    def _fail_redelivered(self, records: list[_Record]) -> None:
+        """Answer with an error the entries that already crashed ``max_deliveries`` workers."""
+        if not records:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for record in records:
+            pipe.xpending_range(self.stream, D.CONSUMER_GROUP, record.entry_id, record.entry_id, 1)
+        for record, pending in zip(records, pipe.execute()):
+            deliveries = pending[0]["times_delivered"] if pending else 1
+            if deliveries > self.queue.max_deliveries and record.result is None:
+                record.result = {"error": f"The request was delivered {deliveries} times and every worker "
+                                          f"holding it died; it is not retried again."}
+
+    def _predict(self, group: list[_Record]) -> None:
+        """Predict records of one input signature together; on failure, one by one to isolate the bad ones."""
+        try:
+            outputs = self._predict_batch(group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].result = {"error": f"Prediction failed: {_error_text(exc)}"}
+                return
+            for record in group:
+                self._predict([record])
+            return
+        for record, output in zip(group, outputs):
+            try:
+                record.result = {"ok": top_n(output, self.model.top_n) if self.model.top_n else output}
+            except Exception as exc:
+                record.result = {"error": f"Postprocessing failed: {_error_text(exc)}"}
+
+    def _predict_batch(self, group: list[_Record]) -> list[Any]:
+        names = list(group[0].inputs)
+        batches = {name: np.stack([record.inputs[name] for record in group]) for name in names}
+        model_input = batches[names[0]] if len(names) == 1 else batches
+        return _split(self.inference_model.predict(model_input), len(group))
+
+    # ---- write ---------------------------------------------------------------------------------
+
+    def _write(self, records: list[_Record]) -> None:
+        """Results, metrics, XACK and XDEL in one transaction: an entry is acknowledged only with its result."""
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        errors = 0
+        latencies = []
+        for record in records:
+            if record.uri is None:
+                logger.error("dropping stream entry %r of model %r: it has no `uri` field", record.entry_id,
+                             self.model.name)
+                errors += 1
+                continue
+            errors += "error" in record.result
+            if record.enqueued_at is not None and np.isfinite(record.enqueued_at):
+                latencies.append(max(0.0, now - record.enqueued_at))
+            key = D.result_key(self.model.name, record.uri)
+            try:
+                payload = codec.encode(record.result)
+            except Exception as exc:
+                errors += "error" not in record.result
+                payload = codec.encode({"error": f"The model output cannot be encoded: {_error_text(exc)}"})
+            pipe.delete(key)
+            pipe.rpush(key, payload)
+            pipe.expire(key, self.queue.result_ttl_s)
+        record_batch(pipe, self.model.name, len(records), errors, latencies)
+        ids = [record.entry_id for record in records]
+        pipe.xack(self.stream, D.CONSUMER_GROUP, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+        self.answered += len(records)
+
+
+def publish_info(client: redis.Redis, model: ModelConfig, queue: QueueConfig) -> None:
+    """Write the model's info hash (read by clients for the queue limit and by ``GET /models``)."""
+    client.hset(D.info_key(model.name), mapping={
+        "name": model.name, "path": model.path, "batch_size": model.batch_size,
+        "max_batch_wait_ms": model.max_batch_wait_ms, "workers": model.workers,
+        "max_queue_length": queue.max_queue_length, "top_n": model.top_n or 0,
+    })
+
+
+def connect_config(config: ServingConfig) -> redis.Redis:
+    """A synchronous client for the Redis of ``config``."""
+    return connect(config.redis.effective_url, **config.redis.connection_options())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of one worker process (``python -m zoo.serving.worker``)."""
+    parser = argparse.ArgumentParser(description="Run one Cluster Serving worker.")
+    parser.add_argument("--config", required=True, help="path of config.yaml")
+    parser.add_argument("--model", default=None, help="model name (default: the first in config.yaml)")
+    parser.add_argument("--consumer", default=None, help="consumer name in the group")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = load_config(args.config)
+    worker = ServingWorker(config.model(args.model), config.queue, connect_config(config), consumer=args.consumer)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
