@@ -23,7 +23,7 @@ from zoo.errors import WorkerError, ZooValueError
 logger = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "__zoo_split"
-RESULT_SCHEMA = "state binary, epoch long, iteration long"
+RESULT_SCHEMA = "state binary, epoch long, iteration long, samples_per_second double"
 
 
 @dataclass
@@ -36,6 +36,7 @@ class FitResult:
         history: per-step losses and validation results, in order.
         startup_s: seconds from the start of the fit to the first training step on the workers.
         duration_s: seconds the whole fit took.
+        samples_per_second: steady-state training throughput measured on rank 0 (after step 1).
     """
 
     model_state: bytes
@@ -44,6 +45,7 @@ class FitResult:
     history: list[dict]
     startup_s: float
     duration_s: float
+    samples_per_second: float
 
 
 def available_slots(spark) -> int:
@@ -108,8 +110,10 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             if rank == 0:
                 state = loop.trainable.state_bytes()
                 yield pa.RecordBatch.from_pydict(
-                    {"state": [state], "epoch": [loop.epoch], "iteration": [loop.iteration]},
-                    schema=pa.schema([("state", pa.binary()), ("epoch", pa.int64()), ("iteration", pa.int64())]),
+                    {"state": [state], "epoch": [loop.epoch], "iteration": [loop.iteration],
+                     "samples_per_second": [loop.samples_per_second]},
+                    schema=pa.schema([("state", pa.binary()), ("epoch", pa.int64()), ("iteration", pa.int64()),
+                                      ("samples_per_second", pa.float64())]),
                 )
         except BaseException as exc:
             if not _is_peer_failure(exc):
@@ -151,7 +155,7 @@ def prepare_frame(df, columns: list[str], num_workers: int, validation_df=None):
 
 
 def run_fit(df, columns: list[str], num_features: int, model, criterion, build_samples,
-            config: TrainingConfig) -> FitResult:
+            config: TrainingConfig, started: float | None = None) -> FitResult:
     """Train `model` on `df` across `config.num_workers` barrier tasks and return the result.
 
     Args:
@@ -162,11 +166,12 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
         build_samples: callable (feature arrays, label array) -> (model inputs, target), run on
             the workers to turn raw columns into samples.
         config: the training configuration.
+        started: when the fit began (time.time()), to measure start-up from the caller's start.
 
     Raises:
         WorkerError: a worker failed; carries every failed worker's traceback.
     """
-    started = time.time()
+    started = started or time.time()
     spark = df.sparkSession
     slots = available_slots(spark)
     if config.num_workers > slots:
@@ -222,4 +227,5 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     row = outcome["rows"][0]
     first_step = server.first_step_at or time.time()
     return FitResult(bytes(row["state"]), int(row["epoch"]), int(row["iteration"]), server.history,
-                     startup_s=first_step - started, duration_s=time.time() - started)
+                     startup_s=first_step - started, duration_s=time.time() - started,
+                     samples_per_second=float(row["samples_per_second"]))

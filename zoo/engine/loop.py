@@ -105,6 +105,7 @@ class WorkerLoop:
         self.iteration = 0
         self.start_step = 0
         self.loss = math.nan
+        self.samples_per_second = math.nan
 
     # ---- resume -------------------------------------------------------------------------
     def restore(self, directory: str) -> None:
@@ -227,6 +228,7 @@ class WorkerLoop:
                                 steps_per_epoch=plan.steps_per_epoch, sharded=self.sharded)
         step = self._sharded_step if self.sharded else self._replicated_step
         state = TrainingState(self.epoch, self.iteration, self.loss)
+        first_step_done, samples_seen = None, 0
         while not end(state):
             order = self._epoch_order()
             offsets = np.concatenate([[0], np.cumsum(plan.local_sizes)])
@@ -234,6 +236,10 @@ class WorkerLoop:
             for s in range(self.start_step, plan.steps_per_epoch):
                 index = order[offsets[s]:offsets[s + 1]]
                 self.loss = step(index, float(plan.local_sizes[s]) / float(plan.global_sizes[s]))
+                if first_step_done is None:
+                    first_step_done = time.perf_counter()
+                else:
+                    samples_seen += int(plan.global_sizes[s])
                 self.iteration += 1
                 window_samples += int(plan.global_sizes[s])
                 last = s == plan.steps_per_epoch - 1
@@ -250,6 +256,9 @@ class WorkerLoop:
                 if stop:
                     break
             self.start_step = 0
+        if samples_seen:
+            # Steady-state throughput: the first step (warm-up) is left out.
+            self.samples_per_second = samples_seen / (time.perf_counter() - first_step_done)
         average_tensors(self.trainable.float_buffers())
 
     def _epoch_order(self) -> np.ndarray:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import logging
+import time
 import uuid
 
 import cloudpickle
@@ -13,7 +13,7 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.sql.types import StructType
 
-from zoo.engine.adapters import adapter_for
+from zoo.engine.adapters import adapter_for, copy_model, for_workers
 from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
 from zoo.engine.launcher import available_slots, run_fit
 from zoo.engine.triggers import check_trigger
@@ -82,19 +82,20 @@ class ModelRunner:
     """Runs a framework model on numpy batches through its adapter (what transform calls)."""
 
     def __init__(self, model):
-        self.model = model
         self.adapter = adapter_for(model)
+        self.model = for_workers(self.adapter, model)
 
     def __call__(self, inputs):
         return self.adapter.predict(self.model, inputs)
 
 
 class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
-    """Trains a PyTorch model on a DataFrame across Spark executors; `fit` returns an NNModel.
+    """Trains a PyTorch or Keras 3 model on a DataFrame across Spark executors; `fit` returns an NNModel.
 
     Args:
-        model: a torch.nn.Module (its current weights are the starting point).
-        criterion: a torch loss module or a callable (output, target) -> scalar tensor.
+        model: a torch.nn.Module or a keras.Model (its current weights are the starting point).
+        criterion: a torch loss module or a callable (output, target) -> scalar tensor; for a
+            keras.Model a Keras loss (object, name, or function (y_true, y_pred) -> loss).
         feature_preprocessing: a Preprocessing or callable, or a list with one per feature
             column; default: scalars -> [1], arrays and ML Vectors -> flat float tensors.
         label_preprocessing: a Preprocessing or callable for the label column; default as for
@@ -186,6 +187,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         )
 
     def _fit(self, df):
+        started = time.time()
         if self.model is None or self.criterion is None:
             raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
                                 "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
@@ -197,7 +199,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         feature_steps = resolve_feature_preprocessing(self.feature_preprocessing, df, feature_cols, kinds)
         label_step = self._label_preprocessing(label_kind)
         check_column_supported(df, label_col, label_kind, "label", label_step)
-        input_checks.check_picklable(model=self.model, criterion=self.criterion, optimMethod=config.optim_method,
+        input_checks.check_picklable(model=for_workers(adapter, self.model), criterion=self.criterion,
+                                     optimMethod=config.optim_method,
                                      feature_preprocessing=feature_steps, label_preprocessing=label_step)
         array_columns = {c: s.expected_length() for c, k, s in zip(feature_cols, kinds, feature_steps)
                          if k in (ARRAY, VECTOR)}
@@ -215,14 +218,15 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         output = input_checks.dry_run(frame, feature_cols + [label_col], len(feature_cols), build, adapter,
                                       self.model, self.criterion,
                                       check_output=lambda out: self._check_labels(summary, out))
-        result = run_fit(frame, feature_cols + [label_col], len(feature_cols), self.model, self.criterion,
-                         build, config)
-        trained = copy.deepcopy(self.model)
+        result = run_fit(frame, feature_cols + [label_col], len(feature_cols), for_workers(adapter, self.model),
+                         self.criterion, build, config, started=started)
+        trained = copy_model(adapter, self.model)
         adapter.load_state_bytes_into(trained, result.model_state)
         model = self._create_model(trained, feature_steps, output)
         model.history = result.history
         model.fit_startup_s = result.startup_s
         model.fit_duration_s = result.duration_s
+        model.fit_samples_per_second = result.samples_per_second
         return model
 
     def _create_model(self, trained, feature_steps, output):
@@ -240,6 +244,8 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
 
     Attributes:
         history: per-step training losses and validation results of the fit that made it.
+        fit_startup_s, fit_duration_s, fit_samples_per_second: timings of that fit (seconds from
+            fit() to the first step, of the whole fit, and steady-state training throughput).
     """
 
     @keyword_only

@@ -19,6 +19,11 @@
   buffer and returns the loss), `state_dict`, `load_state_dict`.
 - `dry_run(model, criterion, inputs, target) -> numpy output`, `predict(model, inputs) -> numpy`,
   `state_bytes_of(model)`, `load_state_bytes_into(model, blob)` for the driver side.
+
+Optional, for frameworks whose models do not cloudpickle well (Keras): `portable(model)`, what is
+pickled for the executors in place of the model (the adapter's functions accept either), and
+`copy_model(model)`; `for_workers` and `copy_model` below fall back to the model itself and to
+`copy.deepcopy`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,35 @@ from zoo.errors import ZooTypeError
 
 
 def adapter_for(model):
-    """The adapter module for `model` (the one place where the framework is chosen)."""
+    """The adapter module for `model` (the one place where the framework is chosen).
+
+    The Keras adapter imports Keras only once it sees a Keras object, so `import zoo` never
+    imports TensorFlow or Keras.
+    """
+    from zoo.engine.adapters import keras as keras_adapter
+
+    if keras_adapter.is_model(model):
+        return keras_adapter
     from zoo.engine.adapters import torch as torch_adapter
 
     if torch_adapter.is_model(model):
         return torch_adapter
+    keras_adapter.reject_unsupported(model)
     raise ZooTypeError(
-        f"Expected `model` to be a torch.nn.Module. Received: {type(model).__module__}.{type(model).__name__}."
+        f"Expected `model` to be a torch.nn.Module or a keras.Model (Keras 3). "
+        f"Received: {type(model).__module__}.{type(model).__name__}."
     )
+
+
+def for_workers(adapter, model):
+    """What to pickle for the executors in place of `model` (the adapter's `portable`, if any)."""
+    portable = getattr(adapter, "portable", None)
+    return portable(model) if portable is not None else model
+
+
+def copy_model(adapter, model):
+    """An independent copy of `model` (the adapter's `copy_model`, else `copy.deepcopy`)."""
+    import copy
+
+    copier = getattr(adapter, "copy_model", None)
+    return copier(model) if copier is not None else copy.deepcopy(model)
