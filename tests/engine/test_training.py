@@ -65,14 +65,16 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_two_workers_equal_single_process_reference(spark, name):
+@pytest.mark.parametrize("name, transport", [(name, "auto") for name in OPTIMIZERS]
+                         + [("sgd_momentum_sharded", "gloo"), ("adamw_l2_clipping", "gloo"), ("lbfgs_replicated", "gloo")])
+def test_two_workers_equal_single_process_reference(spark, name, transport):
+    """'auto' uses shared memory here (both workers on this host); 'gloo' goes over TCP."""
     factory, clip = OPTIMIZERS[name]
     # Uneven partitions and a global batch (7) not divisible by the 2 workers.
     parts = regression_partitions([23, 14])
     df = rows_in_partitions(spark, parts, SCHEMA)
     est = NNEstimator(model=make_net(), criterion=torch.nn.MSELoss(), batchSize=7, maxEpoch=2,
-                      optimMethod=factory, numWorkers=2, shuffle=False).setShowProgress(False)
+                      optimMethod=factory, numWorkers=2, shuffle=False, transport=transport).setShowProgress(False)
     if clip is not None:
         est.setGradientClippingByL2Norm(clip)
     model = est.fit(df)

@@ -25,8 +25,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 300
 
 
-def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> tuple[int, int]:
-    """Join a gloo process group with the other tasks of this barrier stage; return (rank, size).
+def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> tuple[int, int, bool]:
+    """Join a gloo process group with the other tasks of this barrier stage.
+
+    Returns (rank, world size, whether every worker runs on this host).
 
     Rank 0 opens a TCPStore on a free port of its host and shares the address through
     `BarrierTaskContext.allGather`, so no port is fixed in advance and none is raced for.
@@ -50,7 +52,7 @@ def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> t
         host, port = master.rsplit(":", 1)
         store = dist.TCPStore(host, int(port), world_size, is_master=False, timeout=timeout)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size, timeout=timeout)
-    return rank, world_size
+    return rank, world_size, len(set(hosts)) == 1
 
 
 def destroy_process_group() -> None:

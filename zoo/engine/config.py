@@ -12,6 +12,8 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_SEED = 42
 GRADIENT_COMPRESSIONS = ("none", "bf16")
+#: "auto": shared memory when every worker is on one host, else gloo; "gloo": always gloo.
+TRANSPORTS = ("auto", "gloo")
 
 
 @dataclass
@@ -64,7 +66,9 @@ class TrainingConfig:
         validation, checkpoint: optional, see their classes.
         clip_constant: (min, max) to clamp every gradient element, or None.
         clip_l2_norm: maximum global L2 norm of the gradient, or None.
-        gradient_compression: "none" or "bf16" (gradients travel as bfloat16).
+        gradient_compression: "none" or "bf16" (gradients travel over gloo as bfloat16; the
+            shared-memory transport moves no bytes over a network, so it ignores this).
+        transport: "auto" (shared memory when all workers share a host, else gloo) or "gloo".
         caching_sample: keep samples in memory (True) or in a memory-mapped file on local disk.
         shuffle: reshuffle each worker's samples every epoch.
         seed: seeds shuffling and torch on every worker.
@@ -82,6 +86,7 @@ class TrainingConfig:
     clip_constant: tuple[float, float] | None = None
     clip_l2_norm: float | None = None
     gradient_compression: str = "none"
+    transport: str = "auto"
     caching_sample: bool = True
     shuffle: bool = True
     seed: int = DEFAULT_SEED
@@ -102,6 +107,8 @@ class TrainingConfig:
             raise ZooValueError(
                 f"Expected gradient compression in {GRADIENT_COMPRESSIONS}. Received: {self.gradient_compression!r}."
             )
+        if self.transport not in TRANSPORTS:
+            raise ZooValueError(f"Expected transport in {TRANSPORTS}. Received: {self.transport!r}.")
         if self.clip_constant is not None and not self.clip_constant[0] < self.clip_constant[1]:
             raise ZooValueError(f"Expected constant clipping min < max. Received: {self.clip_constant!r}.")
         if self.clip_l2_norm is not None and not self.clip_l2_norm > 0:

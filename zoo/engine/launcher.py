@@ -97,9 +97,9 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             del arrays
             model, criterion = payload["model"], payload["criterion"]
             adapter = adapter_for(model)
-            rank, world_size = init_process_group(context)
+            rank, world_size, same_host = init_process_group(context)
             loop = WorkerLoop(adapter, adapter.Trainable(model, criterion), config, train, validation,
-                              rank, world_size, reporter if rank == 0 else None)
+                              rank, world_size, reporter if rank == 0 else None, same_host)
             checkpoint = config.checkpoint
             if checkpoint is not None:
                 latest = ckpt.latest_checkpoint(checkpoint.path)
@@ -130,7 +130,9 @@ def _is_peer_failure(exc: BaseException) -> bool:
     """A collective broke because another worker died: let Spark retry the stage, don't abort."""
     import torch.distributed as dist
 
-    if isinstance(exc, (getattr(dist, "DistError", ()), GeneratorExit)):
+    from zoo.engine.shared_memory import PeerTimeout
+
+    if isinstance(exc, (getattr(dist, "DistError", ()), GeneratorExit, PeerTimeout)):
         return True
     # Gloo reports a dead peer as a plain RuntimeError from its transport.
     message = str(exc)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from zoo.engine import checkpoint as ckpt
+from zoo.engine import shared_memory
 from zoo.engine.collective import FlatBuffers, ShardedAggregator, all_gather_objects, average_tensors
 from zoo.engine.config import TrainingConfig
 from zoo.engine.triggers import TrainingState
@@ -83,10 +84,12 @@ class WorkerLoop:
         data, validation_data: this worker's samples.
         rank, world_size: this worker's place in the process group.
         reporter: a ProgressClient (rank 0) or None.
+        same_host: every worker runs on this host (enables the shared-memory transport).
     """
 
     def __init__(self, adapter, trainable, config: TrainingConfig, data: LocalData,
-                 validation_data: LocalData | None, rank: int, world_size: int, reporter=None):
+                 validation_data: LocalData | None, rank: int, world_size: int, reporter=None,
+                 same_host: bool = False):
         self.trainable = trainable
         self.config = config
         self.data = data
@@ -95,7 +98,10 @@ class WorkerLoop:
         self.reporter = reporter
         self.buffers = FlatBuffers(trainable.num_params, rank, world_size)
         trainable.bind_flat(self.buffers.params, self.buffers.grads)
-        self.aggregator = ShardedAggregator(self.buffers, config.gradient_compression)
+        if same_host and world_size > 1 and config.transport == "auto" and shared_memory.supported():
+            self.aggregator = shared_memory.SharedMemoryAggregator(self.buffers)
+        else:
+            self.aggregator = ShardedAggregator(self.buffers, config.gradient_compression)
         shard = adapter.ShardOptimizer(config.optim_method, config.learning_rate,
                                        self.buffers.shard(self.buffers.params))
         self.sharded = shard.elementwise

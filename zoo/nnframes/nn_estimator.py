@@ -181,7 +181,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
             batch_size=self.getBatchSize(), end_trigger=end, optim_method=self.getOptimMethod(),
             learning_rate=self.getLearningRate(), num_workers=num_workers, validation=self.validation,
             checkpoint=self.checkpoint, clip_constant=self.clip_constant, clip_l2_norm=self.clip_l2_norm,
-            gradient_compression=self.getGradientCompression(), caching_sample=self.getCachingSample(),
+            gradient_compression=self.getGradientCompression(), transport=self.getTransport(),
+            caching_sample=self.getCachingSample(),
             shuffle=self.getShuffle(), seed=self.getSeed(), show_progress=self.show_progress,
             tensorboard_dir=self.tensorboard_dir, run_id=uuid.uuid4().hex,
         )

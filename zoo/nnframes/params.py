@@ -154,6 +154,19 @@ class HasGradientCompression(Params):
         return self.getOrDefault(self.gradientCompression)
 
 
+class HasTransport(Params):
+    transport = Param(Params._dummy(), "transport",
+                      "'auto' (shared memory between workers on one host, gloo across hosts) or 'gloo'",
+                      typeConverter=TypeConverters.toString)
+
+    def setTransport(self, value):
+        """Set `transport`; returns self."""
+        return self._set(transport=value)
+
+    def getTransport(self) -> str:
+        return self.getOrDefault(self.transport)
+
+
 class _NNCommonParams(HasFeatureColumns, HasPredictionCol, HasBatchSize):
     """Params an estimator and its fitted model share."""
 
@@ -176,7 +189,7 @@ class _NNCommonParams(HasFeatureColumns, HasPredictionCol, HasBatchSize):
 
 class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningRate, HasOptimMethod,
                          HasEndWhen, HasNumWorkers, HasCachingSample, HasShuffle, HasSeed,
-                         HasGradientCompression):
+                         HasGradientCompression, HasTransport):
     """Params of NNEstimator and NNClassifier."""
 
     def setLabelCol(self, value):
@@ -189,7 +202,8 @@ class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningR
         self._set_common_defaults()
         self._setDefault(labelCol="label", maxEpoch=1, learningRate=DEFAULT_LEARNING_RATE,
                          optimMethod=torch.optim.SGD, endWhen=None, numWorkers=None, cachingSample=True,
-                         shuffle=True, seed=DEFAULT_SEED, gradientCompression="none")
+                         shuffle=True, seed=DEFAULT_SEED, gradientCompression="none",
+                         transport="auto")
 
 
 #: Params whose values are Python objects: persisted with cloudpickle, not in the JSON metadata.

@@ -433,11 +433,18 @@ def _first_output(output):
 
 
 # ---- training ---------------------------------------------------------------------------------
+def _mode(model, training: bool) -> dict:
+    """The `training` keyword, for models whose call() takes one (stateless_call passes it on)."""
+    return {"training": training} if getattr(model, "_call_has_training_arg", True) else {}
+
+
 class _TensorFlowSteps:
     """Gradient and inference steps compiled with tf.function."""
 
     def __init__(self, model, loss, sizes, shapes):
         import tensorflow as tf
+
+        train_mode, infer_mode = _mode(model, True), _mode(model, False)
 
         def unflatten(flat):
             return [tf.reshape(part, shape) for part, shape in zip(tf.split(flat, sizes), shapes)]
@@ -445,8 +452,8 @@ class _TensorFlowSteps:
         def train(flat, state, x, y, weight):
             with tf.GradientTape() as tape:
                 tape.watch(flat)
-                output, new_state, losses = model.stateless_call(unflatten(flat), state, x, training=True,
-                                                                 return_losses=True)
+                output, new_state, losses = model.stateless_call(unflatten(flat), state, x, return_losses=True,
+                                                                 **train_mode)
                 value = tf.cast(loss(y, output), tf.float32)
                 if losses:
                     value += tf.add_n([tf.cast(extra, tf.float32) for extra in losses])
@@ -454,7 +461,7 @@ class _TensorFlowSteps:
             return value, tape.gradient(scaled, flat), new_state
 
         def infer(flat, state, x, y):
-            output, _ = model.stateless_call(unflatten(flat), state, x, training=False)
+            output, _ = model.stateless_call(unflatten(flat), state, x, **infer_mode)
             return _first_output(output), loss(y, output)
 
         self._train = tf.function(train, reduce_retracing=True)
@@ -485,8 +492,8 @@ class _TorchSteps:
 
     def train(self, flat: torch.Tensor, state, x, y, weight: float):
         leaf = flat.detach().requires_grad_(True)
-        output, new_state, losses = self.model.stateless_call(self._unflatten(leaf), state, x, training=True,
-                                                              return_losses=True)
+        output, new_state, losses = self.model.stateless_call(self._unflatten(leaf), state, x, return_losses=True,
+                                                              **_mode(self.model, True))
         value = self.loss(y, output).float()
         for extra in losses:
             value = value + extra.float()
@@ -495,7 +502,7 @@ class _TorchSteps:
 
     def infer(self, flat: torch.Tensor, state, x, y):
         with torch.no_grad():
-            output, _ = self.model.stateless_call(self._unflatten(flat), state, x, training=False)
+            output, _ = self.model.stateless_call(self._unflatten(flat), state, x, **_mode(self.model, False))
             return _as_torch(_first_output(output)).float().numpy(), float(self.loss(y, output))
 
 

@@ -1,0 +1,110 @@
+"""Gradient aggregation through shared memory, for workers that all run on one host.
+
+On one host, gloo's loopback TCP costs 0.2-0.4 ms per collective, which dominates the step time
+of small models. Here every worker maps one file in /dev/shm holding, per rank, a gradient slot
+and a step counter, plus one shared parameter buffer. A reduce-scatter is: copy my gradient into
+my slot, wait until every rank has done so, sum my shard over all slots. An all-gather is: write
+my shard into the shared buffer, wait, copy the buffer. Waiting is a spin on the counters
+(yielding the core, then sleeping, once it has spun a while), so a step costs microseconds of synchronisation.
+
+The ordering argument: each worker writes its slot (or shard) and only then bumps its counter,
+and reads others' data only after seeing their counters; x86-64 keeps stores in order, so data is
+visible before the counter. Other architectures fall back to gloo (see `supported`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import uuid
+
+import torch
+import torch.distributed as dist
+
+from zoo.engine.collective import FlatBuffers
+
+SHM_DIR = "/dev/shm"
+#: Seconds a worker waits for the others at one step before it gives up (a peer died).
+DEFAULT_WAIT_TIMEOUT_S = 300.0
+#: Spin this long, then yield the core between checks, then (for long waits such as a peer's
+#: validation) sleep between checks. Timer sleeps are coarse (over 1 ms on some VMs).
+_SPIN_S = 0.0005
+_YIELD_S = 0.05
+
+
+class PeerTimeout(RuntimeError):
+    """Another worker stopped taking part in the step: treated like a lost gloo peer."""
+
+
+def supported() -> bool:
+    """Whether this host can use the shared-memory transport."""
+    return platform.machine() in ("x86_64", "AMD64") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+class SharedMemoryAggregator:
+    """Same interface as `collective.ShardedAggregator`, over a /dev/shm buffer.
+
+    Must be created by every rank of the active process group at the same time (it uses the
+    group once to agree on the file's name).
+    """
+
+    def __init__(self, buffers: FlatBuffers, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S):
+        self.buffers = buffers
+        self.timeout_s = timeout_s
+        world, padded = buffers.world_size, buffers.shard_size * buffers.world_size
+        # Layout (float64 units for the header): counters[world] | norms[world] | grads[world*padded] | params[padded]
+        header = 2 * world
+        total_bytes = header * 8 + (world + 1) * padded * 4
+        name = [os.path.join(SHM_DIR, f"zoo-{uuid.uuid4().hex}") if buffers.rank == 0 else None]
+        if buffers.rank == 0:
+            with open(name[0], "wb") as f:
+                f.truncate(total_bytes)
+        dist.broadcast_object_list(name, src=0)
+        raw = torch.from_file(name[0], shared=True, size=total_bytes, dtype=torch.uint8)
+        dist.barrier()
+        if buffers.rank == 0:
+            os.unlink(name[0])  # the mappings stay valid; nothing is left behind on exit
+        self._raw = raw
+        self.counters = raw[: world * 8].view(torch.int64)
+        self.norms = raw[world * 8: header * 8].view(torch.float64)
+        floats = raw[header * 8:].view(torch.float32)
+        self.slots = floats[: world * padded].view(world, padded)
+        self.shared = floats[world * padded:]
+        self._generation = 0
+
+    def _wait_for_all(self) -> None:
+        self._generation += 1
+        self.counters[self.buffers.rank] = self._generation
+        started = time.perf_counter()
+        counters, generation = self.counters.numpy(), self._generation
+        while counters.min() < generation:
+            waited = time.perf_counter() - started
+            if waited > _YIELD_S:
+                time.sleep(0.001)
+                if waited > self.timeout_s:
+                    raise PeerTimeout(
+                        f"A worker did not reach the step's synchronisation within {self.timeout_s:.0f} s; "
+                        f"it has probably died. Spark retries the stage.")
+            elif waited > _SPIN_S:
+                os.sched_yield()
+
+    def reduce_scatter(self) -> torch.Tensor:
+        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
+        b = self.buffers
+        self.slots[b.rank].copy_(b.grads)
+        self._wait_for_all()
+        return self.slots[:, b.shard_start:b.shard_start + b.shard_size].sum(dim=0)
+
+    def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
+        """Assemble every worker's `shard` into the flat buffer `into` on every worker."""
+        b = self.buffers
+        self.shared[b.shard_start:b.shard_start + b.shard_size].copy_(shard)
+        self._wait_for_all()
+        into.copy_(self.shared)
+
+    def all_reduce_norm_sq(self, local_sq: float) -> float:
+        """Sum of a per-worker squared norm over all workers."""
+        self.norms[self.buffers.rank] = local_sq
+        self._wait_for_all()
+        return float(self.norms.sum())
