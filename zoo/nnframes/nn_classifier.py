@@ -16,7 +16,11 @@ LOGITS, LOG_PROBABILITIES, PROBABILITIES = "logits", "log_probabilities", "proba
 
 
 def output_kind_for(criterion) -> str:
-    """What the model outputs, judged from the loss it is trained with."""
+    """What the model outputs, judged from the loss it is trained with (torch or Keras)."""
+    from zoo.engine.adapters import keras as keras_adapter
+
+    if keras_adapter.is_loss(criterion):
+        return LOGITS if keras_adapter.loss_from_logits(criterion) else PROBABILITIES
     import torch
 
     if isinstance(criterion, (torch.nn.CrossEntropyLoss, torch.nn.BCEWithLogitsLoss)):
@@ -28,6 +32,10 @@ def output_kind_for(criterion) -> str:
 
 def wants_float_targets(criterion) -> bool:
     """Binary cross-entropy losses take float 0/1 targets shaped like the output, not indices."""
+    from zoo.engine.adapters import keras as keras_adapter
+
+    if keras_adapter.is_loss(criterion):
+        return keras_adapter.loss_wants_float_targets(criterion)
     import torch
 
     return isinstance(criterion, (torch.nn.BCELoss, torch.nn.BCEWithLogitsLoss))

@@ -8,6 +8,9 @@ A saved stage is a directory:
                           checkpoint and clipping settings
     weights.safetensors   the model's state_dict in safetensors (language-neutral; these are the
                           weights that are loaded)
+    model.keras           instead of the pickled model and weights.safetensors when the model is a
+                          keras.Model: Keras' own format (architecture and weights); objects.pkl then
+                          holds model=None and the model's custom classes under keras_custom_objects
 Because the metadata is pyspark's own, a PipelineModel or Pipeline holding these stages saves
 and loads with pyspark's writers; the validation DataFrame of an estimator is not saved.
 """
@@ -22,7 +25,11 @@ import cloudpickle
 from pyspark import SparkContext
 from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
+from zoo.engine.adapters import keras as keras_adapter
 from zoo.nnframes.params import OBJECT_PARAMS
+
+#: The file a keras.Model is saved to, in Keras' own format.
+KERAS_FILE = "model.keras"
 
 #: Attributes (not Params) saved with a stage, when the stage has them.
 SAVED_ATTRIBUTES = ("model", "criterion", "feature_preprocessing", "label_preprocessing", "checkpoint",
@@ -56,9 +63,15 @@ class NNWriter(MLWriter):
             os.path.join(path, "metadata"))
         objects = {name: getattr(instance, name) for name in SAVED_ATTRIBUTES if hasattr(instance, name)}
         objects["object_params"] = {p.name: v for p, v in instance._paramMap.items() if p.name in OBJECT_PARAMS}
+        model = getattr(instance, "model", None)
+        if model is not None and keras_adapter.is_model(model):
+            objects["model"] = None
+            objects["keras_custom_objects"] = keras_adapter.custom_objects_of(keras_adapter.unwrap(model))
         with open(os.path.join(path, "objects.pkl"), "wb") as f:
             cloudpickle.dump(objects, f)
-        if getattr(instance, "model", None) is not None:
+        if model is not None and keras_adapter.is_model(model):
+            keras_adapter.save_model_file(model, os.path.join(path, KERAS_FILE))
+        elif model is not None:
             from safetensors.torch import save_model
 
             save_model(instance.model, os.path.join(path, "weights.safetensors"))
@@ -81,6 +94,9 @@ class NNReader(MLReader):
         with open(os.path.join(path, "objects.pkl"), "rb") as f:
             objects = cloudpickle.load(f)
         instance._set(**objects.pop("object_params"))
+        keras_custom_objects = objects.pop("keras_custom_objects", None)
+        if os.path.exists(os.path.join(path, KERAS_FILE)):
+            objects["model"] = keras_adapter.load_model_file(os.path.join(path, KERAS_FILE), keras_custom_objects)
         for name, value in objects.items():
             setattr(instance, name, value)
         weights = os.path.join(path, "weights.safetensors")

@@ -1,0 +1,55 @@
+"""NNClassifier with a Keras model and Keras loss: fit, transform, save/load in the .keras format."""
+
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+
+from tests.tfpark.keras_helpers import ResidualRegressor
+from zoo.nnframes import NNClassifier, NNClassifierModel, NNModel
+
+
+def test_keras_classifier_round_trips_through_save_and_load(spark, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(float)
+    df = spark.createDataFrame(pd.DataFrame({"features": list(x), "label": y}))
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    clf = NNClassifier(model=net, criterion=keras.losses.BinaryCrossentropy(from_logits=True), batchSize=30,
+                       maxEpoch=6, optimMethod=keras.optimizers.Adam(0.05), numWorkers=2).setShowProgress(False)
+    fitted = clf.fit(df)
+    before = fitted.transform(df).select("prediction", "probability", "label").toPandas()
+    assert (before["prediction"] == before["label"]).mean() > 0.93
+    fitted.save(str(tmp_path / "model"))
+    assert "model.keras" in os.listdir(tmp_path / "model")
+    assert "weights.safetensors" not in os.listdir(tmp_path / "model")
+    loaded = NNClassifierModel.load(str(tmp_path / "model"))
+    assert isinstance(loaded.model, keras.Model) and loaded.output_kind == "logits"
+    after = loaded.transform(df).select("prediction", "probability", "label").toPandas()
+    assert (after["prediction"] == before["prediction"]).all()
+    np.testing.assert_allclose(np.stack(after["probability"].map(lambda v: v.toArray())),
+                               np.stack(before["probability"].map(lambda v: v.toArray())), rtol=1e-6)
+    clf.save(str(tmp_path / "estimator"))
+    again = NNClassifier.load(str(tmp_path / "estimator"))
+    assert isinstance(again.model, keras.Model) and isinstance(again.criterion, keras.losses.BinaryCrossentropy)
+
+
+def test_subclassed_keras_model_saves_and_loads(spark, tmp_path):
+    keras.utils.set_random_seed(1)
+    net = ResidualRegressor(hidden=4)
+    x = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    net(x)
+    NNModel(model=net).save(str(tmp_path / "m"))
+    loaded = NNModel.load(str(tmp_path / "m"))
+    assert isinstance(loaded.model, ResidualRegressor)
+    np.testing.assert_allclose(loaded.model.predict(x, verbose=0), net.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_keras_loss_decides_the_classifier_output_reading():
+    from zoo.nnframes.nn_classifier import output_kind_for, wants_float_targets
+
+    assert output_kind_for(keras.losses.SparseCategoricalCrossentropy(from_logits=True)) == "logits"
+    assert output_kind_for("sparse_categorical_crossentropy") == "probabilities"
+    assert wants_float_targets(keras.losses.BinaryCrossentropy()) and not wants_float_targets("mse")

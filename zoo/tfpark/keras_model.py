@@ -1,0 +1,107 @@
+"""KerasModel: fit, evaluate and predict a compiled Keras 3 model on a Spark cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.triggers import MaxEpoch
+from zoo.errors import ZooTypeError, ZooValueError
+from zoo.tfpark import training
+from zoo.tfpark.tf_dataset import TFDataset
+
+
+def _is_dataframe(x) -> bool:
+    from pyspark.sql import DataFrame
+
+    return isinstance(x, DataFrame)
+
+
+class KerasModel:
+    """A compiled keras.Model trained with its own loss and optimizer across Spark executors
+    (Analytics Zoo's tfpark.KerasModel).
+
+    Args:
+        model: a keras.Model compiled with `model.compile(optimizer, loss, metrics)`.
+
+    `fit`, `evaluate` and `predict` take `x` as a TFDataset, numpy arrays (with `y`) or a Spark
+    DataFrame (with `feature_cols` / `labels_cols`); `distributed=False` runs plain Keras in this
+    process on numpy data.
+    """
+
+    def __init__(self, model):
+        self.model = keras_adapter.check_model(model)
+        self.fit_stats: dict[str, float] = {}
+
+    def _dataset(self, x, y, batch_size, batch_per_thread, validation_data, feature_cols, labels_cols):
+        if isinstance(x, TFDataset):
+            if y is not None or validation_data is not None:
+                raise ZooValueError("With a TFDataset `x`, give labels and validation data inside the TFDataset "
+                                    "(from_ndarrays((x, y), val_tensors=...)), not as `y` / `validation_data`.")
+            return x
+        if _is_dataframe(x):
+            if feature_cols is None:
+                raise ZooValueError("With a DataFrame `x`, name its columns: feature_cols=[...] (one per model "
+                                    "input) and labels_cols='label' for training.")
+            if validation_data is not None and not _is_dataframe(validation_data):
+                raise ZooTypeError("With a DataFrame `x`, `validation_data` must be a DataFrame too.")
+            return TFDataset.from_dataframe(x, feature_cols, labels_cols, batch_size or -1,
+                                            batch_per_thread or -1, validation_df=validation_data)
+        if isinstance(x, (np.ndarray, list, tuple)):
+            tensors = (tuple(x) if isinstance(x, list) else x, y) if y is not None else (
+                list(x) if isinstance(x, (list, tuple)) else x)
+            return TFDataset.from_ndarrays(tensors, batch_size or -1, batch_per_thread or -1,
+                                           val_tensors=validation_data)
+        raise ZooTypeError(f"Expected `x` to be a TFDataset, numpy arrays or a Spark DataFrame. "
+                           f"Received: {type(x).__name__}.")
+
+    def fit(self, x, y=None, batch_size=None, epochs=1, validation_data=None, distributed=True,
+            feature_cols=None, labels_cols=None, show_progress=False):
+        """Train for `epochs` epochs with the compiled loss and optimizer; the weights of
+        `self.model` are updated in place. Returns a dict like Keras' History.history (per-epoch
+        mean training loss, val_* metrics when validation data is given); `fit_stats` then holds
+        the distributed fit's duration_s, startup_s and steady-state samples_per_second."""
+        if not distributed:
+            history = self.model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                                     verbose=0)
+            return history.history
+        loss, optimizer, metrics = training.compiled_parts(self.model)
+        dataset = self._dataset(x, y, batch_size, None, validation_data, feature_cols, labels_cols)
+        fitted = training.train(self.model, loss, optimizer, dataset, dataset.training_batch_size(batch_size),
+                                MaxEpoch(epochs), metrics, show_progress=show_progress)
+        self.fit_stats = {"duration_s": fitted.fit_duration_s, "startup_s": fitted.fit_startup_s,
+                          "samples_per_second": fitted.fit_samples_per_second}
+        return training.keras_history(fitted.history)
+
+    def evaluate(self, x, y=None, batch_per_thread=None, distributed=True, feature_cols=None, labels_cols=None):
+        """Loss and compiled metrics over all the data: a dict {"loss": ..., metric: ...}."""
+        loss, _, metrics = training.compiled_parts(self.model)
+        if not distributed:
+            values = self.model.evaluate(x, y, batch_size=batch_per_thread, verbose=0, return_dict=True)
+            return dict(values)
+        dataset = self._dataset(x, y, None, batch_per_thread, None, feature_cols, labels_cols)
+        return training.evaluate(self.model, loss, dataset, metrics, dataset.inference_batch_size(batch_per_thread))
+
+    def predict(self, x, batch_per_thread=None, distributed=True, feature_cols=None):
+        """Predictions: a numpy array for numpy or TFDataset `x` (in the input's order), a
+        DataFrame with a `prediction` column for a DataFrame `x`."""
+        if not distributed:
+            return self.model.predict(x, batch_size=batch_per_thread, verbose=0)
+        dataset = self._dataset(x, None, None, batch_per_thread, None, feature_cols, None)
+        size = dataset.inference_batch_size(batch_per_thread)
+        if _is_dataframe(x):
+            return training.predict_frame(self.model, dataset.source, size)
+        shape = training.output_shape(self.model, dataset.source)
+        rows = training.predict_frame(self.model, dataset.source, size).select("prediction").collect()
+        return np.asarray([r["prediction"] for r in rows], dtype=np.float32).reshape((len(rows),) + shape)
+
+    def save_model(self, path: str) -> None:
+        """Save the model in Keras' `.keras` format."""
+        self.model.save(path)
+
+    @staticmethod
+    def load_model(path: str, custom_objects=None) -> "KerasModel":
+        """A KerasModel from a `.keras` file saved by `save_model`."""
+        import keras
+
+        return KerasModel(keras.saving.load_model(path, custom_objects=custom_objects))
