@@ -15,6 +15,14 @@ class NotFittedError(ValueError):
     """A model was used before `fit` produced its weights."""
 
 
+class MasterUnreachableError(ConnectionError):
+    """The Spark master (or the cluster manager) cannot be reached; the message names the URL tried."""
+
+
+class PackagingError(RuntimeError):
+    """The Python environment could not be packed; the message says why and how to fix it."""
+
+
 class WorkerError(RuntimeError):
     """One or more training workers failed; carries each worker's exception and traceback.
 
