@@ -1,5 +1,9 @@
 """Spark ML stages that train and apply deep learning models on DataFrames."""
 
+from zoo.nnframes.image import NNImageReader
+from zoo.nnframes.image_preprocessing import (
+    ImageCenterCrop, ImageChannelNormalize, ImageMatToTensor, ImagePreprocessing, ImageResize, ImageToTensor,
+)
 from zoo.nnframes.nn_classifier import NNClassifier, NNClassifierModel
 from zoo.nnframes.nn_estimator import NNEstimator, NNModel
 from zoo.nnframes.preprocessing import (
@@ -7,4 +11,6 @@ from zoo.nnframes.preprocessing import (
 )
 
 __all__ = ["NNEstimator", "NNModel", "NNClassifier", "NNClassifierModel", "Preprocessing", "SeqToTensor",
-           "ArrayToTensor", "ScalarToTensor", "MLlibVectorToTensor", "ChainedPreprocessing"]
+           "ArrayToTensor", "ScalarToTensor", "MLlibVectorToTensor", "ChainedPreprocessing",
+           "NNImageReader", "ImagePreprocessing", "ImageResize", "ImageCenterCrop", "ImageChannelNormalize",
+           "ImageMatToTensor", "ImageToTensor"]

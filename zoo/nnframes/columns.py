@@ -36,8 +36,19 @@ def column_kind(df, name: str, role: str) -> str:
 
 
 def check_column_supported(df, name: str, kind: str, role: str, preprocessing) -> None:
-    """Reject a column type no preprocessing here can read (a callable may read anything)."""
-    if kind == OTHER and not isinstance(preprocessing, FunctionPreprocessing):
+    """Reject a column type no preprocessing here can read (a callable may read anything, an image
+    preprocessing an image struct column)."""
+    from zoo.nnframes.image import is_image_type
+    from zoo.nnframes.image_preprocessing import reads_images
+
+    is_image = kind == OTHER and is_image_type(df.schema[name].dataType)
+    if is_image and not (reads_images(preprocessing) or isinstance(preprocessing, FunctionPreprocessing)):
+        raise ZooValueError(
+            f"The {role} column `{name}` holds images. Expected an image preprocessing for it, e.g. "
+            f"feature_preprocessing=ChainedPreprocessing([ImageResize(h, w), ImageMatToTensor()]) "
+            f"(zoo.nnframes). Received: {preprocessing!r}."
+        )
+    if kind == OTHER and not is_image and not isinstance(preprocessing, FunctionPreprocessing):
         raise ZooValueError(
             f"The {role} column `{name}` has type {df.schema[name].dataType.simpleString()}, which Zoo cannot "
             f"turn into a tensor. Expected a numeric, array<float|double> or ML Vector column; convert it "

@@ -1,0 +1,223 @@
+"""Image preprocessing steps for nnframes: image struct column -> float32 tensors.
+
+An image column holds Spark's image struct (origin, height, width, nChannels, mode, data; pixels
+row-major, channels interleaved in OpenCV's BGR(A) order, uint8), as `NNImageReader.readImages`
+and `spark.read.format("image")` produce. On a worker such a column arrives as a 1-D object
+array of dicts. The steps here take that array (or the output of another image step: an object
+array of HWC numpy images, still in BGR order) and are chained with `ChainedPreprocessing`,
+ending in `ImageMatToTensor` / `ImageToTensor`, which stacks them into one float32 N x C x H x W
+array the model takes:
+
+    ChainedPreprocessing([ImageResize(32, 32), ImageCenterCrop(28, 28),
+                          ImageChannelNormalize([123.7, 116.3, 103.5], [58.4, 57.1, 57.4]),
+                          ImageMatToTensor()])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.errors import ZooTypeError, ZooValueError
+from zoo.nnframes.preprocessing import Preprocessing
+
+#: Fields of Spark's image struct, in its order.
+IMAGE_FIELDS = ("origin", "height", "width", "nChannels", "mode", "data")
+#: OpenCV type codes of 8-bit images by channel count (what Spark's image source writes in `mode`).
+OPENCV_MODES = {1: 0, 3: 16, 4: 24}
+
+
+def image_to_array(image) -> np.ndarray:
+    """One image (a Spark image struct as dict/Row, or an HWC ndarray) as an H x W x C ndarray."""
+    if isinstance(image, np.ndarray):
+        return image if image.ndim == 3 else image.reshape(image.shape + (1,))
+    if hasattr(image, "asDict"):
+        image = image.asDict()
+    if not isinstance(image, dict) or not set(IMAGE_FIELDS[1:4]).union({"data"}) <= set(image):
+        raise ZooTypeError(
+            f"Expected an image struct with fields {list(IMAGE_FIELDS)} (as NNImageReader.readImages makes). "
+            f"Received: {type(image).__name__}. Image preprocessing steps read an image column only."
+        )
+    height, width, channels = int(image["height"]), int(image["width"]), int(image["nChannels"])
+    data = np.frombuffer(bytes(image["data"]), dtype=np.uint8)
+    if data.size != height * width * channels:
+        raise ZooValueError(
+            f"Image {image.get('origin', '')!r} declares {height}x{width}x{channels} but holds {data.size} bytes. "
+            f"Expected height * width * nChannels bytes of 8-bit pixels; re-read it with NNImageReader."
+        )
+    return data.reshape(height, width, channels)
+
+
+def array_to_image(array: np.ndarray, origin: str = "") -> dict:
+    """An H x W x C uint8 ndarray (BGR order) as a Spark image struct dict."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    height, width, channels = array.shape
+    if channels not in OPENCV_MODES:
+        raise ZooValueError(f"Expected 1, 3 or 4 channels for an image struct. Received {channels}.")
+    return {"origin": origin, "height": height, "width": width, "nChannels": channels,
+            "mode": OPENCV_MODES[channels], "data": array.tobytes()}
+
+
+def resize_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of an H x W x C image, channel by channel (channel order is kept as is)."""
+    from PIL import Image
+
+    if array.shape[:2] == (height, width):
+        return array
+    channels = []
+    for c in range(array.shape[2]):
+        plane = array[:, :, c]
+        if plane.dtype == np.uint8:
+            resized = Image.fromarray(np.ascontiguousarray(plane), mode="L").resize((width, height), Image.BILINEAR)
+        else:
+            resized = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F").resize(
+                (width, height), Image.BILINEAR)
+        channels.append(np.asarray(resized))
+    return np.stack(channels, axis=2)
+
+
+def _images(values) -> list[np.ndarray]:
+    return [image_to_array(v) for v in values]
+
+
+def _object_array(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = item
+    return out
+
+
+def _positive(name: str, value) -> int:
+    if int(value) != value or int(value) < 1:
+        raise ZooValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}.")
+    return int(value)
+
+
+class ImagePreprocessing(Preprocessing):
+    """Base of the steps that read an image column (NNEstimator accepts an image struct column
+    only when its feature preprocessing starts with one of these)."""
+
+
+class ImageResize(ImagePreprocessing):
+    """Resize every image to `resizeH` x `resizeW` pixels (bilinear, Pillow).
+
+    Args:
+        resizeH: target height in pixels.
+        resizeW: target width in pixels.
+    """
+
+    def __init__(self, resizeH: int, resizeW: int):
+        self.resizeH = _positive("resizeH", resizeH)
+        self.resizeW = _positive("resizeW", resizeW)
+
+    def transform(self, values):
+        return _object_array([resize_array(a, self.resizeH, self.resizeW) for a in _images(values)])
+
+
+class ImageCenterCrop(ImagePreprocessing):
+    """Cut the central `cropHeight` x `cropWidth` pixels of every image (Analytics Zoo's argument
+    order: width first).
+
+    Args:
+        cropWidth: width of the crop in pixels; at most the image's width.
+        cropHeight: height of the crop in pixels; at most the image's height.
+    """
+
+    def __init__(self, cropWidth: int, cropHeight: int):
+        self.cropWidth = _positive("cropWidth", cropWidth)
+        self.cropHeight = _positive("cropHeight", cropHeight)
+
+    def transform(self, values):
+        out = []
+        for array in _images(values):
+            height, width = array.shape[:2]
+            if height < self.cropHeight or width < self.cropWidth:
+                raise ZooValueError(
+                    f"Cannot center-crop {self.cropHeight}x{self.cropWidth} (HxW) from an image of {height}x{width}. "
+                    f"Resize first (ImageResize before ImageCenterCrop) or crop smaller."
+                )
+            top, left = (height - self.cropHeight) // 2, (width - self.cropWidth) // 2
+            out.append(array[top:top + self.cropHeight, left:left + self.cropWidth])
+        return _object_array(out)
+
+
+class ImageChannelNormalize(ImagePreprocessing):
+    """Per channel `(pixel - mean) / std`, as float32.
+
+    Args:
+        means: one mean per channel in RGB(A) order (as Analytics Zoo's meanR, meanG, meanB), or
+            one value for grayscale images; the BGR order of the image struct is handled here.
+        stds: one standard deviation per channel, same order; default all 1.
+    """
+
+    def __init__(self, means, stds=None):
+        self.means = [float(m) for m in np.atleast_1d(means)]
+        self.stds = [float(s) for s in np.atleast_1d(stds)] if stds is not None else [1.0] * len(self.means)
+        if len(self.stds) != len(self.means):
+            raise ZooValueError(f"Expected as many stds as means ({len(self.means)}). Received {len(self.stds)}.")
+        if any(s <= 0 for s in self.stds):
+            raise ZooValueError(f"Expected positive stds. Received: stds={self.stds}.")
+
+    def _per_channel(self, values: list[float], channels: int) -> np.ndarray:
+        if len(values) != channels:
+            raise ZooValueError(
+                f"ImageChannelNormalize has {len(values)} value(s) per statistic but the image has {channels} "
+                f"channel(s). Give one mean and std per channel (RGB order), or one for grayscale."
+            )
+        order = [2, 1, 0, 3][:channels] if channels >= 3 else list(range(channels))
+        return np.asarray([values[i] for i in order], dtype=np.float32)
+
+    def transform(self, values):
+        out = []
+        for array in _images(values):
+            channels = array.shape[2]
+            mean, std = self._per_channel(self.means, channels), self._per_channel(self.stds, channels)
+            out.append((array.astype(np.float32) - mean) / std)
+        return _object_array(out)
+
+
+class ImageMatToTensor(ImagePreprocessing):
+    """Stack the images into one float32 array: N x C x H x W (`format="NCHW"`, PyTorch's layout)
+    or N x H x W x C (`format="NHWC"`, Keras' default).
+
+    Args:
+        toRGB: reorder BGR(A) channels to RGB(A) (default False keeps the struct's BGR order, as
+            Analytics Zoo does).
+        format: "NCHW" (default) or "NHWC".
+
+    Every image must have the same size; put an ImageResize (or ImageCenterCrop) before it.
+    """
+
+    def __init__(self, toRGB: bool = False, format: str = "NCHW"):
+        if format not in ("NCHW", "NHWC"):
+            raise ZooValueError(f"Expected format 'NCHW' or 'NHWC'. Received: format={format!r}.")
+        self.toRGB = bool(toRGB)
+        self.format = format
+
+    def transform(self, values):
+        arrays = _images(values)
+        if not arrays:
+            return np.zeros((0, 0, 0, 0), dtype=np.float32)
+        shapes = sorted({a.shape for a in arrays})
+        if len(shapes) > 1:
+            raise ZooValueError(
+                f"Expected images of one size to make a tensor. Received sizes (H, W, C) {shapes[:4]}. "
+                f"Add ImageResize(h, w) before {type(self).__name__}, or read with resizeH/resizeW."
+            )
+        batch = np.stack(arrays).astype(np.float32, copy=False)
+        if self.toRGB and batch.shape[3] >= 3:
+            batch = batch[..., [2, 1, 0] + list(range(3, batch.shape[3]))]
+        if self.format == "NCHW":
+            batch = batch.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(batch)
+
+
+class ImageToTensor(ImageMatToTensor):
+    """Same as ImageMatToTensor (a shorter name)."""
+
+
+def reads_images(preprocessing) -> bool:
+    """Whether `preprocessing` (or the first step of a chain) reads an image struct column."""
+    steps = getattr(preprocessing, "steps", None)
+    if steps:
+        preprocessing = steps[0]
+    return isinstance(preprocessing, ImagePreprocessing)
