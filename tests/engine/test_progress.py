@@ -1,0 +1,48 @@
+"""Live progress on the driver: the tqdm bar, the history and worker failures, over real sockets."""
+
+import numpy as np
+import torch
+
+from tests.conftest import frame_from_arrays
+from zoo.engine import MaxEpoch
+from zoo.engine.progress import ProgressClient, ProgressServer
+from zoo.nnframes import NNEstimator
+
+
+def test_worker_messages_draw_the_bar_and_fill_the_history(capsys):
+    server = ProgressServer("127.0.0.1", show_progress=True).start()
+    client = ProgressClient(server.address, rank=0, interval_s=0.0)
+    client.start(total_iterations=4, iteration=0)
+    for iteration in range(1, 5):
+        client.step(iteration, loss=1.0 / iteration, epoch=0, samples_per_sec=1234.0)
+    client.validation(4, 0, {"Loss": 0.25})
+    failing = ProgressClient(server.address, rank=1)
+    failing.error(RuntimeError("worker one broke"))
+    client.close()
+    failing.close()
+    server.close()
+
+    shown = capsys.readouterr()
+    bar = shown.err
+    assert "Zoo fit" in bar and "4/4" in bar
+    assert "loss=0.2500" in bar and "samples_per_s=1234" in bar and "epoch=1" in bar
+    # tqdm.write prints above the bar, on stdout.
+    assert "Validation at iteration 4: Loss=0.2500" in shown.out
+    steps = [event for event in server.history if event["event"] == "step"]
+    assert [event["iteration"] for event in steps] == [1, 2, 3, 4]
+    assert steps[-1]["loss"] == 0.25
+    assert server.failures[0][0] == 1 and "worker one broke" in server.failures[0][1]
+
+
+def test_fit_shows_epoch_iteration_loss_and_throughput_on_the_driver(spark, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 4))
+    df = frame_from_arrays(spark, x, x.sum(axis=1), partitions=2)
+    torch.manual_seed(0)
+    estimator = NNEstimator(model=torch.nn.Linear(4, 1), criterion=torch.nn.MSELoss(), batchSize=32,
+                            endWhen=MaxEpoch(2), learningRate=0.05)
+    estimator.fit(df)
+
+    bar = capsys.readouterr().err
+    assert "Zoo fit" in bar and "16/16" in bar, bar[-2000:]
+    assert "epoch=2" in bar and "loss=" in bar and "samples_per_s=" in bar
