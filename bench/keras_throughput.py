@@ -5,11 +5,13 @@ One run prints one table: samples/s of a Keras 3 MLP (TensorFlow backend) traine
 * plain ``model.fit`` in one process (TensorFlow using every core), the peer;
 * ``zoo.tfpark.KerasModel.fit`` with 2 workers on local[2] (the engine: reduce-scatter, shard
   optimizer, all-gather), steady state (the engine's own figure, first step left out) and end to
-  end (the whole fit call, Spark job start-up and TensorFlow tracing included).
+  end (the whole fit call, Spark job start-up and TensorFlow tracing included);
+* TensorFlow's MultiWorkerMirroredStrategy: 2 processes x 1 thread on loopback (TF_CONFIG), each
+  fed its shard of the same global batches. Keras 3's ``model.fit`` fails under MWMS (it cannot
+  convert the PerReplica batches), so this runs the standard custom loop (``strategy.run`` with a
+  GradientTape and the same Keras model and optimizer), steady state from epochs after the first.
 
-Same data, model, global batch and optimizer. Target: steady-state >= 0.9x plain Keras.
-TensorFlow's MultiWorkerMirroredStrategy is not measured: it needs one process per worker with
-a TF_CONFIG cluster spec, outside Spark. Usage::
+Same data, model, global batch and optimizer. Target: steady-state >= 0.9x plain Keras. Usage::
 
     .venv/bin/python bench/keras_throughput.py [--quick]
 """
@@ -17,7 +19,11 @@ a TF_CONFIG cluster spec, outside Spark. Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,10 +93,75 @@ def zoo_keras(samples: int, batch: int, epochs: int) -> tuple[float, float]:
     return wrapper.fit_stats["samples_per_second"], samples * epochs / total
 
 
+def mwms_worker(samples: int, batch: int, epochs: int) -> None:
+    """One MultiWorkerMirroredStrategy worker (TF_CONFIG set by `mwms_keras`); prints its epoch times."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        model, x, y = model_and_data(samples)
+    batches = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices((x, y)).shuffle(samples, seed=0).batch(batch))
+    per_sample = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
+
+    def replica_step(features, labels):
+        with tf.GradientTape() as tape:
+            loss = tf.nn.compute_average_loss(per_sample(labels, model(features, training=True)),
+                                              global_batch_size=batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def train_step(features, labels):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=(features, labels)),
+                               axis=None)
+
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for features, labels in batches:
+            loss = train_step(features, labels)
+        float(loss)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"times": times}))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def mwms_keras(samples: int, batch: int, epochs: int) -> float:
+    """Steady-state samples/s of 2 MultiWorkerMirroredStrategy processes on loopback."""
+    hosts = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": hosts},
+                                                     "task": {"type": "worker", "index": index}}))
+        workers.append(subprocess.Popen(
+            [sys.executable, __file__, "--mwms-worker", str(samples), str(batch), str(epochs)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    outputs = [worker.communicate(timeout=900)[0] for worker in workers]
+    if any(worker.returncode for worker in workers):
+        raise RuntimeError(f"a MultiWorkerMirroredStrategy worker failed: exit codes {[w.returncode for w in workers]}")
+    times = json.loads(outputs[0].strip().splitlines()[-1])["times"]
+    return samples * (epochs - 1) / sum(times[1:])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--mwms-worker", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.mwms_worker:
+        mwms_worker(*args.mwms_worker)
+        return
     samples, batch, epochs = (4096, 256, 2) if args.quick else (32768, 256, 4)
 
     from zoo import init_spark
@@ -100,18 +171,21 @@ def main():
     try:
         peer_steady, peer_total = plain_keras(samples, batch, epochs)
         zoo_steady, zoo_total = zoo_keras(samples, batch, epochs)
+        mwms_steady = mwms_keras(samples, batch, epochs)
     finally:
         spark.stop()
     params = FEATURES * HIDDEN + HIDDEN * HIDDEN + HIDDEN * CLASSES + 2 * HIDDEN + CLASSES
     print(f"\nKeras MLP {FEATURES}-{HIDDEN}-{HIDDEN}-{CLASSES} ({params / 1e6:.2f}M params), Adam, "
           f"global batch {batch}, {samples} samples x {epochs} epochs, 2 cores")
-    print(f"{'run':<44}{'samples/s':>12}{'vs plain Keras':>16}")
+    print(f"{'run':<48}{'samples/s':>12}{'vs plain Keras':>16}{'Zoo vs it':>12}")
     rows = [("plain model.fit, 1 process (steady state)", peer_steady, peer_steady),
             ("KerasModel.fit, 2 workers (steady state)", zoo_steady, peer_steady),
+            ("TF MultiWorkerMirrored, 2 processes (steady)", mwms_steady, peer_steady),
             ("plain model.fit, 1 process (end to end)", peer_total, peer_total),
             ("KerasModel.fit, 2 workers (end to end)", zoo_total, peer_total)]
     for name, value, peer in rows:
-        print(f"{name:<44}{value:>12.0f}{value / peer:>15.2f}x")
+        versus = "" if name.startswith("KerasModel") else f"{(zoo_total if 'end to end' in name else zoo_steady) / value:>11.2f}x"
+        print(f"{name:<48}{value:>12.0f}{value / peer:>15.2f}x{versus:>12}")
 
 
 if __name__ == "__main__":
