@@ -53,6 +53,7 @@ class _NNClassifierParams(Params):
         return self._set(zeroBasedLabel=value)
 
     def getZeroBasedLabel(self) -> bool:
+        """Whether class labels start at 0 (False: 1-based, as in Analytics Zoo)."""
         return self.getOrDefault(self.zeroBasedLabel)
 
     def setProbabilityCol(self, value):

@@ -40,6 +40,7 @@ class HasBatchSize(Params):
         return self._set(batchSize=value)
 
     def getBatchSize(self) -> int:
+        """The global batch size (all workers together)."""
         return self.getOrDefault(self.batchSize)
 
 
@@ -52,6 +53,7 @@ class HasMaxEpoch(Params):
         return self._set(maxEpoch=value)
 
     def getMaxEpoch(self) -> int:
+        """The number of epochs to train when no `endWhen` trigger is set."""
         return self.getOrDefault(self.maxEpoch)
 
 
@@ -64,6 +66,7 @@ class HasLearningRate(Params):
         return self._set(learningRate=value)
 
     def getLearningRate(self) -> float:
+        """The learning rate given to the optimizer."""
         return self.getOrDefault(self.learningRate)
 
 
@@ -77,6 +80,7 @@ class HasOptimMethod(Params):
         return self._set(optimMethod=value)
 
     def getOptimMethod(self):
+        """The torch.optim class or `params -> optimizer` callable."""
         return self.getOrDefault(self.optimMethod)
 
 
@@ -89,6 +93,7 @@ class HasEndWhen(Params):
         return self._set(endWhen=value)
 
     def getEndWhen(self):
+        """The trigger that ends training (None: `maxEpoch` epochs)."""
         return self.getOrDefault(self.endWhen)
 
 
@@ -102,6 +107,7 @@ class HasNumWorkers(Params):
         return self._set(numWorkers=value)
 
     def getNumWorkers(self):
+        """The number of barrier workers (None: every task slot)."""
         return self.getOrDefault(self.numWorkers)
 
 
@@ -115,6 +121,7 @@ class HasCachingSample(Params):
         return self._set(cachingSample=value)
 
     def getCachingSample(self) -> bool:
+        """Whether workers keep samples in memory (False: spill them to local disk)."""
         return self.getOrDefault(self.cachingSample)
 
 
@@ -127,6 +134,7 @@ class HasShuffle(Params):
         return self._set(shuffle=value)
 
     def getShuffle(self) -> bool:
+        """Whether each epoch visits a worker's samples in a new random order."""
         return self.getOrDefault(self.shuffle)
 
 
@@ -138,6 +146,7 @@ class HasSeed(Params):
         return self._set(seed=value)
 
     def getSeed(self) -> int:
+        """The seed of the shuffling and of any randomness in the fit."""
         return self.getOrDefault(self.seed)
 
 
@@ -151,6 +160,7 @@ class HasGradientCompression(Params):
         return self._set(gradientCompression=value)
 
     def getGradientCompression(self) -> str:
+        """How gradients travel: 'none' or 'bf16'."""
         return self.getOrDefault(self.gradientCompression)
 
 
@@ -164,6 +174,7 @@ class HasTransport(Params):
         return self._set(transport=value)
 
     def getTransport(self) -> str:
+        """The gradient transport: 'auto' (shared memory on one host) or 'gloo'."""
         return self.getOrDefault(self.transport)
 
 
