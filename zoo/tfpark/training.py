@@ -18,6 +18,13 @@ KERAS_METRICS = {
     "categorical_accuracy": Top1Accuracy, "binary_accuracy": Top1Accuracy, "mae": MAE,
     "mean_absolute_error": MAE, "auc": AUC,
 }
+#: The names Keras reports the engine's metrics under (in History.history and evaluate).
+KERAS_NAMES = {"Loss": "loss", "Top1Accuracy": "accuracy", "MAE": "mae", "AUC": "auc"}
+
+
+def keras_name(metric_name: str) -> str:
+    """The name a Keras user knows a metric by (``Top1Accuracy`` -> ``accuracy``)."""
+    return KERAS_NAMES.get(metric_name, metric_name)
 
 
 def to_validation_methods(metrics, loss) -> list[ValidationMethod]:
@@ -100,7 +107,7 @@ def keras_history(history: list[dict]) -> dict[str, list[float]]:
     for event in history:
         if event["event"] == "validation":
             for name, value in event["metrics"].items():
-                result.setdefault(f"val_{name}", []).append(value)
+                result.setdefault(f"val_{keras_name(name)}", []).append(value)
     return result
 
 
@@ -182,4 +189,4 @@ def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) ->
     merged = [m.empty() for m in methods]
     for row in rows:
         merged = [m.merge(a, b) for m, a, b in zip(methods, merged, cloudpickle.loads(bytes(row["stats"])))]
-    return {("loss" if m.name == "Loss" else m.name): m.result(s) for m, s in zip(methods, merged)}
+    return {keras_name(m.name): m.result(s) for m, s in zip(methods, merged)}

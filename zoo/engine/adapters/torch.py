@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -153,6 +154,16 @@ class Trainable:
                 value.copy_(state[name])
 
 
+def _read_only_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing `array`'s memory, for inputs the model only reads. Arrays that come from
+    Arrow are read-only; torch would warn about each one, but nothing here writes to them."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 def _first_output(output):
     """The tensor a metric looks at when a model returns a tuple or list."""
     return output[0] if isinstance(output, (tuple, list)) else output
@@ -161,14 +172,14 @@ def _first_output(output):
 def dry_run(model: torch.nn.Module, criterion, inputs: list[np.ndarray], target: np.ndarray | None) -> np.ndarray:
     """Forward a few samples (and the criterion on them, given a target) without touching the
     model's state."""
-    tensors = [torch.from_numpy(x) for x in inputs]
+    tensors = [_read_only_tensor(x) for x in inputs]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             output = model(*tensors)
             if target is not None:
-                criterion(output, torch.from_numpy(target))
+                criterion(output, _read_only_tensor(target))
     finally:
         model.train(was_training)
     return _first_output(output).float().numpy()
@@ -177,7 +188,7 @@ def dry_run(model: torch.nn.Module, criterion, inputs: list[np.ndarray], target:
 def predict(model: torch.nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
     """Outputs of `model` in eval mode for one batch of numpy inputs."""
     with torch.inference_mode():
-        return _first_output(model(*[torch.from_numpy(x) for x in inputs])).float().numpy()
+        return _first_output(model(*[_read_only_tensor(x) for x in inputs])).float().numpy()
 
 
 def state_bytes_of(model: torch.nn.Module) -> bytes:
