@@ -62,6 +62,7 @@ def test_python_workers_get_one_thread_per_task_core(spark):
 
 def test_thread_settings_follow_task_cpus_and_each_can_be_overridden():
     assert thread_settings(4) == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "4",
+                                  "TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1",
                                   "KMP_BLOCKTIME": "0", "KMP_AFFINITY": "granularity=fine,compact,1,0"}
     conf = cluster_settings("standalone", "spark://h:7077", cores=4, conf={"spark.task.cpus": "4"}).conf
     assert conf["spark.executorEnv.OMP_NUM_THREADS"] == conf["spark.executorEnv.MKL_NUM_THREADS"] == "4"

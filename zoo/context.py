@@ -18,13 +18,17 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
 from zoo.errors import MasterUnreachableError, ZooValueError
+from zoo.warm_up import warm_up_workers
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_APP_NAME = "zoo"
 #: Environment variables that size the native thread pools of a Python worker (torch sizes its
 #: intra-op pool from OMP_NUM_THREADS, and the training engine sets torch threads from it).
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+#: TensorFlow runs independent ops of a step side by side in this many threads; one per worker
+#: keeps workers sharing a host from oversubscribing its cores.
+TF_INTEROP_THREADS = "1"
 #: Intel OpenMP settings as Analytics Zoo set them: threads stay where they are placed and sleep
 #: right after a parallel region, so workers sharing a host do not spin against each other.
 KMP_SETTINGS = {"KMP_BLOCKTIME": "0", "KMP_AFFINITY": "granularity=fine,compact,1,0"}
@@ -78,6 +82,7 @@ def thread_settings(task_cores: int) -> dict[str, str]:
     if task_cores < 1:
         raise ZooValueError(f"Expected task cores >= 1. Received: {task_cores}.")
     env = {name: str(task_cores) for name in THREAD_ENV_VARS}
+    env["TF_NUM_INTEROP_THREADS"] = TF_INTEROP_THREADS
     env.update(KMP_SETTINGS)
     return env
 
@@ -377,6 +382,7 @@ def init_spark(
     driver_memory: str | None = None,
     env_archive="auto",
     master_timeout_s: float = DEFAULT_MASTER_TIMEOUT_S,
+    warm_up: bool = True,
 ):
     """Return a SparkSession configured for Zoo (creating it, or reusing the active one).
 
@@ -399,6 +405,9 @@ def init_spark(
             and ship. ``None``: ship nothing. A path or URL: ship that archive. A
             `zoo.packaging.PackedEnv` (from `zoo.packaging.pack_env` with your own filters).
         master_timeout_s: how long to wait for the master to answer before reporting it.
+        warm_up: start the executors' Python workers in the background, with torch imported,
+            while the caller loads data, so the first fit does not wait for them (see
+            `zoo.warm_up`).
 
     Zoo turns Arrow on, reuses Python workers (so models cached per worker survive between
     tasks) and sets OMP/MKL threads on executors to the cores of one task. Inside a driver that
@@ -421,7 +430,10 @@ def init_spark(
             ("driver_memory", driver_memory)) if value is not None}
         if ignored:
             logger.warning("spark-submit started this driver: its settings win and %s are ignored", ignored)
-        return _init_submitted(conf, app_name)
+        spark = _init_submitted(conf, app_name)
+        if warm_up:
+            warm_up_workers(spark)
+        return spark
     explicit_mode = cluster_mode is not None
     mode = cluster_mode or infer_cluster_mode(master)
     if mode == "yarn-cluster":
@@ -446,6 +458,8 @@ def init_spark(
     spark.sparkContext.setLogLevel((conf or {}).get("zoo.logLevel", "WARN"))
     logger.info("Spark %s started on %s (%s)%s", spark.version, spec.master, mode,
                 f", executors run {spec.executor_python} from {env.archive}" if env else "")
+    if warm_up:
+        warm_up_workers(spark)
     return spark
 
 

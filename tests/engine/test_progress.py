@@ -1,5 +1,7 @@
 """Live progress on the driver: the tqdm bar, the history and worker failures, over real sockets."""
 
+import time
+
 import numpy as np
 import torch
 
@@ -18,6 +20,9 @@ def test_worker_messages_draw_the_bar_and_fill_the_history(capsys):
     client.validation(4, 0, {"Loss": 0.25})
     failing = ProgressClient(server.address, rank=1)
     failing.error(RuntimeError("worker one broke"))
+    deadline = time.time() + 10
+    while not server.failures and time.time() < deadline:  # the driver reads each connection in a thread
+        time.sleep(0.01)
     client.close()
     failing.close()
     server.close()

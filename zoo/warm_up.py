@@ -1,0 +1,57 @@
+"""Start the executors' Python workers in the background, with torch and the engine imported.
+
+A fit runs in Python workers that Spark forks on first use; importing torch and the engine there
+costs seconds. `init_spark` calls `warm_up_workers`, which runs one tiny job (one task per slot)
+in a background thread while the caller goes on loading data. Spark keeps the workers for
+reuse (``spark.python.worker.reuse``), so the first fit finds them ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+logger = logging.getLogger(__name__)
+
+#: The job group of the warm-up job, so it can be told apart in the Spark UI.
+WARM_UP_JOB_GROUP = "zoo-warm-up"
+
+
+def _import_training_modules(batches):
+    """Executor side: import what every fit's barrier task imports."""
+    import numpy  # noqa: F401
+    import pyarrow as pa
+    import torch
+    import torch.distributed  # noqa: F401
+    import torch.optim  # noqa: F401
+
+    import zoo.engine.arrow_data  # noqa: F401
+    import zoo.engine.collective  # noqa: F401
+    import zoo.engine.loop  # noqa: F401
+
+    for _ in batches:
+        pass
+    yield pa.RecordBatch.from_pydict({"torch": [torch.__version__]})
+
+
+def warm_up_workers(spark) -> threading.Thread:
+    """Start one Python worker per task slot in a background thread; returns the thread.
+
+    Failures are logged, never raised: the warm-up only saves time, and the session may be
+    stopped while it runs.
+    """
+    sc = spark.sparkContext
+    slots = max(1, sc.defaultParallelism)
+
+    def run():
+        try:
+            sc.setJobGroup(WARM_UP_JOB_GROUP, "Zoo: start Python workers and import torch", interruptOnCancel=False)
+            # The same kind of job as a fit (a mapInArrow over a DataFrame): Spark keeps a separate
+            # pool of Python workers per kind, and the fit must find these in its pool.
+            spark.range(slots, numPartitions=slots).mapInArrow(_import_training_modules, "torch string").collect()
+        except Exception as exc:  # the session was stopped, or an executor cannot import torch yet
+            logger.debug("Warming up Python workers did not finish: %s", exc)
+
+    thread = threading.Thread(target=run, name="zoo-warm-up", daemon=True)
+    thread.start()
+    return thread
