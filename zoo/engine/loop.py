@@ -97,14 +97,20 @@ class WorkerLoop:
         self.rank = rank
         self.reporter = reporter
         self.buffers = FlatBuffers(trainable.num_params, rank, world_size)
-        trainable.bind_flat(self.buffers.params, self.buffers.grads)
-        if same_host and world_size > 1 and config.transport == "auto" and shared_memory.supported():
+        use_shared_memory = (same_host and world_size > 1 and config.transport == "auto"
+                             and shared_memory.supported())
+        if use_shared_memory:
             self.aggregator = shared_memory.SharedMemoryAggregator(self.buffers)
         else:
             self.aggregator = ShardedAggregator(self.buffers, config.gradient_compression)
+        trainable.bind_flat(self.buffers.params, self.buffers.grads)
         shard = adapter.ShardOptimizer(config.optim_method, config.learning_rate,
                                        self.buffers.shard(self.buffers.params))
         self.sharded = shard.elementwise
+        if use_shared_memory:
+            # Replicated mode all-gathers gradients through the shared weights area: keep weights private.
+            self.aggregator.share_buffers(weights=self.sharded)
+            trainable.bind_flat(self.buffers.params, self.buffers.grads)
         self.optimizer = shard if self.sharded else adapter.ReplicatedOptimizer(
             config.optim_method, config.learning_rate, trainable)
         self.epoch = 0

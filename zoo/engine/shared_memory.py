@@ -89,10 +89,26 @@ class SharedMemoryAggregator:
             elif waited > _SPIN_S:
                 os.sched_yield()
 
+    def share_buffers(self, weights: bool) -> None:
+        """Move the flat buffers into the shared file: this worker's gradient becomes its slot and,
+        with `weights` (sharded optimizers only), the weights become the one copy all workers view,
+        so a step copies neither in nor out. Rebind the model to the buffers afterwards.
+
+        Safe because of the step's two synchronisations: a worker writes its shard of the weights
+        only after every worker has finished its backward pass (the reduce-scatter wait), and
+        zeroes its gradient slot for the next step only after every worker has summed the slots
+        (the all-gather wait).
+        """
+        b = self.buffers
+        b.grads = self.slots[b.rank]
+        if weights:
+            b.params = self.shared
+
     def reduce_scatter(self) -> torch.Tensor:
         """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
         b = self.buffers
-        self.slots[b.rank].copy_(b.grads)
+        if b.grads.data_ptr() != self.slots[b.rank].data_ptr():
+            self.slots[b.rank].copy_(b.grads)
         self._wait_for_all()
         return self.slots[:, b.shard_start:b.shard_start + b.shard_size].sum(dim=0)
 
@@ -101,7 +117,8 @@ class SharedMemoryAggregator:
         b = self.buffers
         self.shared[b.shard_start:b.shard_start + b.shard_size].copy_(shard)
         self._wait_for_all()
-        into.copy_(self.shared)
+        if into.data_ptr() != self.shared.data_ptr():
+            into.copy_(self.shared)
 
     def all_reduce_norm_sq(self, local_sq: float) -> float:
         """Sum of a per-worker squared norm over all workers."""
