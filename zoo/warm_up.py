@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 #: The job group of the warm-up job, so it can be told apart in the Spark UI.
 WARM_UP_JOB_GROUP = "zoo-warm-up"
 
+_latest: threading.Thread | None = None
+
 
 def _import_training_modules(batches):
     """Executor side: import what every fit's barrier task imports."""
@@ -52,6 +54,20 @@ def warm_up_workers(spark) -> threading.Thread:
         except Exception as exc:  # the session was stopped, or an executor cannot import torch yet
             logger.debug("Warming up Python workers did not finish: %s", exc)
 
+    global _latest
     thread = threading.Thread(target=run, name="zoo-warm-up", daemon=True)
     thread.start()
+    _latest = thread
     return thread
+
+
+def wait_for_warm_up(timeout_s: float | None = None) -> bool:
+    """Block until the latest warm-up has finished (or `timeout_s` passed); True when it has.
+
+    For code that needs every executor idle right away, such as a job that must see a task on
+    each executor; a fit does not need it.
+    """
+    if _latest is None:
+        return True
+    _latest.join(timeout_s)
+    return not _latest.is_alive()

@@ -87,6 +87,11 @@ def executor_facts(spark) -> tuple[list[dict], int]:
                                                        "KMP_AFFINITY", "PYSPARK_PYTHON")},
                "pid": os.getpid()}
 
+    from zoo.warm_up import wait_for_warm_up
+
+    # While init_spark's warm-up task still runs on one executor, every probe task would land on
+    # the other one.
+    wait_for_warm_up(timeout_s=180)
     sc = spark.sparkContext
     sc.setJobGroup("zoo-probe", "what executors run")
     seen: dict[str, dict] = {}
