@@ -61,12 +61,18 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+#: Shards are a multiple of this many fp32 elements (64 bytes), so every shard starts on a
+#: 64-byte boundary: frameworks read shards in place, and TensorFlow's kernels need that alignment.
+SHARD_ALIGNMENT_ELEMENTS = 16
+
+
 class FlatBuffers:
     """Flat parameter and gradient buffers, padded to a multiple of the world size.
 
     Attributes:
         num_params: number of parameter elements.
-        shard_size: elements per worker shard (the last shard holds padding and the loss slot).
+        shard_size: elements per worker shard, a multiple of SHARD_ALIGNMENT_ELEMENTS (the last
+            shard holds padding and the loss slot).
         params, grads: the flat fp32 buffers, `shard_size * world_size` long.
         loss_index: position of the loss slot.
     """
@@ -75,7 +81,8 @@ class FlatBuffers:
         self.num_params = num_params
         self.rank = rank
         self.world_size = world_size
-        self.shard_size = math.ceil((num_params + 1) / world_size)
+        per_worker = math.ceil((num_params + 1) / world_size)
+        self.shard_size = math.ceil(per_worker / SHARD_ALIGNMENT_ELEMENTS) * SHARD_ALIGNMENT_ELEMENTS
         padded = self.shard_size * world_size
         self.params = torch.zeros(padded, dtype=torch.float32)
         self.grads = torch.zeros(padded, dtype=torch.float32)
@@ -112,14 +119,19 @@ class ShardedAggregator:
         self._send = torch.empty(world * size, dtype=wire)
         self._recv = torch.empty(world * size, dtype=wire)
 
-    def reduce_scatter(self) -> torch.Tensor:
-        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
+    def reduce_scatter_parts(self) -> torch.Tensor:
+        """Every worker's gradient for the shard this worker owns, unsummed: an fp32
+        (world size, shard size) tensor, valid until the next step."""
         b = self.buffers
         if b.world_size == 1:
-            return b.grads.clone()
+            return b.grads.view(1, -1)
         self._send.copy_(b.grads)
         dist.all_to_all_single(self._recv, self._send)
-        return self._recv.view(b.world_size, b.shard_size).sum(dim=0, dtype=torch.float32)
+        return self._recv.view(b.world_size, b.shard_size).float()
+
+    def reduce_scatter(self) -> torch.Tensor:
+        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
+        return self.reduce_scatter_parts().sum(dim=0)
 
     def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""

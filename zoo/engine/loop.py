@@ -154,12 +154,16 @@ class WorkerLoop:
     def _sharded_step(self, index: np.ndarray, weight: float) -> float:
         b = self.buffers
         self._local_forward_backward(index, weight)
-        shard_grad = self.aggregator.reduce_scatter()
+        # Each worker's part of the shard's gradient; the optimizer sums them as it reads them.
+        grad_parts = self.aggregator.reduce_scatter_parts()
         if b.owns_loss_slot():
-            loss = float(shard_grad[b.local_loss_index])
-            shard_grad[b.local_loss_index] = 0.0
-        self._clip(shard_grad, distributed_norm=True)
-        values = self.optimizer.step(shard_grad)
+            loss = float(grad_parts[:, b.local_loss_index].sum())
+            grad_parts[:, b.local_loss_index] = 0.0
+        if self.config.clip_constant is not None or self.config.clip_l2_norm is not None:
+            shard_grad = grad_parts.sum(dim=0)
+            self._clip(shard_grad, distributed_norm=True)
+            grad_parts = shard_grad.unsqueeze(0)
+        values = self.optimizer.step(grad_parts)
         if b.owns_loss_slot():
             # The slot is not a weight: overwrite whatever the optimizer did to it.
             values[b.local_loss_index] = loss

@@ -33,6 +33,14 @@ _SPIN_S = 0.0005
 _YIELD_S = 0.05
 
 
+#: Alignment of each area of the shared file, in bytes (a cache line; TensorFlow's buffer alignment).
+ALIGNMENT_BYTES = 64
+
+
+def _aligned(size_bytes: int) -> int:
+    return -(-size_bytes // ALIGNMENT_BYTES) * ALIGNMENT_BYTES
+
+
 class PeerTimeout(RuntimeError):
     """Another worker stopped taking part in the step: treated like a lost gloo peer."""
 
@@ -53,9 +61,12 @@ class SharedMemoryAggregator:
         self.buffers = buffers
         self.timeout_s = timeout_s
         world, padded = buffers.world_size, buffers.shard_size * buffers.world_size
-        # Layout (float64 units for the header): counters[world] | norms[world] | grads[world*padded] | params[padded]
-        header = 2 * world
-        total_bytes = header * 8 + (world + 1) * padded * 4
+        # Layout: counters[world] | norms[world] (float64) | grads[world][stride] | params[stride] (float32).
+        # Every area starts on a 64-byte boundary: frameworks read the buffers in place (TensorFlow's
+        # kernels require that alignment) and the counters do not share a cache line with data.
+        header_bytes = _aligned(2 * world * 8)
+        stride = _aligned(padded * 4) // 4
+        total_bytes = header_bytes + (world + 1) * stride * 4
         name = [os.path.join(SHM_DIR, f"zoo-{uuid.uuid4().hex}") if buffers.rank == 0 else None]
         if buffers.rank == 0:
             with open(name[0], "wb") as f:
@@ -67,10 +78,10 @@ class SharedMemoryAggregator:
             os.unlink(name[0])  # the mappings stay valid; nothing is left behind on exit
         self._raw = raw
         self.counters = raw[: world * 8].view(torch.int64)
-        self.norms = raw[world * 8: header * 8].view(torch.float64)
-        floats = raw[header * 8:].view(torch.float32)
-        self.slots = floats[: world * padded].view(world, padded)
-        self.shared = floats[world * padded:]
+        self.norms = raw[world * 8: 2 * world * 8].view(torch.float64)
+        floats = raw[header_bytes:].view(torch.float32)
+        self.slots = floats[: world * stride].view(world, stride)[:, :padded]
+        self.shared = floats[world * stride: world * stride + padded]
         self._generation = 0
 
     def _wait_for_all(self) -> None:
@@ -104,13 +115,18 @@ class SharedMemoryAggregator:
         if weights:
             b.params = self.shared
 
-    def reduce_scatter(self) -> torch.Tensor:
-        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
+    def reduce_scatter_parts(self) -> torch.Tensor:
+        """Every worker's gradient for the shard this worker owns, unsummed: a (world size, shard
+        size) view of the slots, each row 64-byte aligned, valid until the next all-gather."""
         b = self.buffers
         if b.grads.data_ptr() != self.slots[b.rank].data_ptr():
             self.slots[b.rank].copy_(b.grads)
         self._wait_for_all()
-        return self.slots[:, b.shard_start:b.shard_start + b.shard_size].sum(dim=0)
+        return self.slots[:, b.shard_start:b.shard_start + b.shard_size]
+
+    def reduce_scatter(self) -> torch.Tensor:
+        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
+        return self.reduce_scatter_parts().sum(dim=0)
 
     def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""

@@ -23,6 +23,7 @@ import tempfile
 import cloudpickle
 import numpy as np
 import torch
+import torch.utils.dlpack
 
 from zoo.errors import ZooTypeError, ZooValueError
 
@@ -40,6 +41,8 @@ TORCH_TO_KERAS_OPTIMIZERS = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RM
 #: Keras losses that take float 0/1 targets shaped like a single-output model's output.
 BINARY_LOSSES = ("BinaryCrossentropy", "BinaryFocalCrossentropy", "binary_crossentropy",
                  "binary_focal_crossentropy")
+#: TensorFlow's CPU kernels assume this alignment (EIGEN_MAX_ALIGN_BYTES) of every buffer.
+TF_ALIGNMENT_BYTES = 64
 #: The name of the shard variable (Keras names optimizer slots after it).
 SHARD_VARIABLE = "zoo_shard"
 
@@ -344,7 +347,12 @@ class ShardOptimizer:
         self._jit = True
         self._apply = _compiled(self._update, jit_compile=True)
 
-    def _update(self, grad):
+    def _update(self, grad_parts):
+        import keras
+
+        grad = grad_parts[0]
+        for part in grad_parts[1:]:
+            grad = keras.ops.add(grad, part)
         self.optimizer.apply([grad], [self.variable])
 
     @property
@@ -352,17 +360,23 @@ class ShardOptimizer:
         """Whether this optimizer can run on a shard."""
         return is_elementwise(self.optimizer)
 
-    def step(self, grad: torch.Tensor) -> torch.Tensor:
-        """Apply the shard's summed gradient; return the updated shard values."""
+    def step(self, grad_parts: torch.Tensor) -> torch.Tensor:
+        """Apply the shard's gradient, the sum over the first axis of `grad_parts` (one row per
+        worker, or a single row already summed); return the updated shard values.
+
+        On TensorFlow the rows are read in place and summed inside the compiled update, in the
+        same pass over memory as the optimizer's arithmetic."""
+        view = _tf_view if _backend() == "tensorflow" else (lambda part: part)
+        parts = [view(part) for part in grad_parts]
         try:
-            self._apply(_backend_tensor(grad))
+            self._apply(parts)
         except Exception as exc:  # XLA compiles before running, so nothing was updated yet
             if not self._jit:
                 raise
             logger.warning("XLA cannot compile the %s update (%s); running it without XLA",
                            type(self.optimizer).__name__, exc)
             self._jit, self._apply = False, _compiled(self._update)
-            self._apply(_backend_tensor(grad))
+            self._apply(parts)
         return _as_torch(self.variable.value)
 
     def set_values(self, values: torch.Tensor) -> None:
@@ -431,6 +445,24 @@ def _backend_tensor(value: torch.Tensor | np.ndarray):
     return tf.convert_to_tensor(value.numpy() if torch.is_tensor(value) else value)
 
 
+def _tf_view(tensor: torch.Tensor):
+    """A TensorFlow tensor over a torch CPU tensor's memory (DLPack, no copy) when TensorFlow can
+    use it in place: contiguous and aligned as its kernels require (a hard crash otherwise);
+    else a copy. TensorFlow never writes into memory it does not own, so the view is read-only."""
+    import tensorflow as tf
+
+    if tensor.is_contiguous() and tensor.data_ptr() % TF_ALIGNMENT_BYTES == 0:
+        return tf.experimental.dlpack.from_dlpack(torch.utils.dlpack.to_dlpack(tensor))
+    return tf.convert_to_tensor(tensor.numpy())
+
+
+def _torch_view(tensor) -> torch.Tensor:
+    """A torch tensor over a TensorFlow CPU tensor's memory (DLPack, no copy)."""
+    import tensorflow as tf
+
+    return torch.from_dlpack(tf.experimental.dlpack.to_dlpack(tensor))
+
+
 def _as_torch(value) -> torch.Tensor:
     """A backend tensor as a torch CPU tensor."""
     if torch.is_tensor(value):
@@ -463,20 +495,25 @@ class _TensorFlowSteps:
         import tensorflow as tf
 
         train_mode, infer_mode = _mode(model, True), _mode(model, False)
+        self.sizes = sizes
 
         def unflatten(flat):
             return [tf.reshape(part, shape) for part, shape in zip(tf.split(flat, sizes), shapes)]
 
         def train(flat, state, x, y, weight):
+            weights = unflatten(flat)
             with tf.GradientTape() as tape:
-                tape.watch(flat)
-                output, new_state, losses = model.stateless_call(unflatten(flat), state, x, return_losses=True,
+                tape.watch(weights)
+                output, new_state, losses = model.stateless_call(weights, state, x, return_losses=True,
                                                                  **train_mode)
                 value = tf.cast(loss(y, output), tf.float32)
                 if losses:
                     value += tf.add_n([tf.cast(extra, tf.float32) for extra in losses])
                 scaled = value * weight
-            return value, tape.gradient(scaled, flat), new_state
+            # One gradient per variable (not the flat one, which TensorFlow would assemble with a
+            # concat): the caller copies each straight into its place in the flat buffer.
+            grads = tape.gradient(scaled, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return value, [tf.convert_to_tensor(g) for g in grads], new_state
 
         def infer(flat, state, x, y):
             output, _ = model.stateless_call(unflatten(flat), state, x, **infer_mode)
@@ -485,17 +522,18 @@ class _TensorFlowSteps:
         self._train = tf.function(train, reduce_retracing=True)
         self._infer = tf.function(infer, reduce_retracing=True)
 
-    def train(self, flat: torch.Tensor, state, x, y, weight: float):
+    def train(self, flat: torch.Tensor, grads_out: torch.Tensor, state, x, y, weight: float):
         import tensorflow as tf
 
-        value, grad, new_state = self._train(tf.convert_to_tensor(flat.numpy()), state, x, y,
-                                             tf.constant(weight, tf.float32))
-        return float(value), torch.from_numpy(grad.numpy()), new_state
+        value, grads, new_state = self._train(_tf_view(flat), state, x, y, tf.constant(weight, tf.float32))
+        for out, grad in zip(torch.split(grads_out, self.sizes), grads):
+            out.copy_(_torch_view(grad).reshape(-1))
+        return float(value), new_state
 
     def infer(self, flat: torch.Tensor, state, x, y):
         import tensorflow as tf
 
-        output, value = self._infer(tf.convert_to_tensor(flat.numpy()), state, x, y)
+        output, value = self._infer(_tf_view(flat), state, x, y)
         return output.numpy(), float(value)
 
 
@@ -508,7 +546,7 @@ class _TorchSteps:
     def _unflatten(self, flat):
         return [part.view(shape) for part, shape in zip(torch.split(flat, self.sizes), self.shapes)]
 
-    def train(self, flat: torch.Tensor, state, x, y, weight: float):
+    def train(self, flat: torch.Tensor, grads_out: torch.Tensor, state, x, y, weight: float):
         leaf = flat.detach().requires_grad_(True)
         output, new_state, losses = self.model.stateless_call(self._unflatten(leaf), state, x, return_losses=True,
                                                               **_mode(self.model, True))
@@ -516,7 +554,8 @@ class _TorchSteps:
         for extra in losses:
             value = value + extra.float()
         (value * weight).backward()
-        return float(value.detach()), leaf.grad, [s.detach() for s in new_state]
+        grads_out.copy_(leaf.grad)
+        return float(value.detach()), [s.detach() for s in new_state]
 
     def infer(self, flat: torch.Tensor, state, x, y):
         with torch.no_grad():
@@ -592,8 +631,7 @@ class Trainable:
         """Forward and backward on one local batch; the gradient of `loss * weight` goes into the
         flat gradient buffer. Returns the unscaled batch loss."""
         x, y = self._xy(inputs, target)
-        loss, grad, new_state = self._steps.train(self._params, self._state_values(), x, y, weight)
-        self._grads.copy_(grad.reshape(-1))
+        loss, new_state = self._steps.train(self._params, self._grads, self._state_values(), x, y, weight)
         self._store_state(new_state)
         return loss
 

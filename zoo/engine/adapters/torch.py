@@ -54,9 +54,10 @@ class ShardOptimizer:
         """Whether this optimizer can run on a shard."""
         return is_elementwise(self.optimizer)
 
-    def step(self, grad: torch.Tensor) -> torch.Tensor:
-        """Apply the shard's summed gradient; return the updated shard values (a tensor to send)."""
-        self.param.grad = grad
+    def step(self, grad_parts: torch.Tensor) -> torch.Tensor:
+        """Apply the shard's gradient, the sum over the first axis of `grad_parts` (one row per
+        worker, or a single row already summed); return the updated shard values (a tensor to send)."""
+        self.param.grad = grad_parts[0] if len(grad_parts) == 1 else grad_parts.sum(dim=0)
         self.optimizer.step()
         return self.param.data
 
