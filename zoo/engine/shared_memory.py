@@ -3,8 +3,10 @@
 On one host, gloo's loopback TCP costs 0.2-0.4 ms per collective, which dominates the step time
 of small models. Here every worker maps one file in /dev/shm holding, per rank, a gradient slot
 and a step counter, plus one shared parameter buffer. A reduce-scatter is: copy my gradient into
-my slot, wait until every rank has done so, sum my shard over all slots. An all-gather is: write
-my shard into the shared buffer, wait, copy the buffer. Waiting is a spin on the counters
+my slot (nothing to copy once `share_buffers` made the slot the gradient buffer), wait until every
+rank has done so, hand my shard of every slot to the optimizer, which sums them. An all-gather
+is: write my shard into the shared buffer, wait, copy the buffer (again nothing to copy once it
+is the weights buffer). Waiting is a spin on the counters
 (yielding the core, then sleeping, once it has spun a while), so a step costs microseconds of synchronisation.
 
 The ordering argument: each worker writes its slot (or shard) and only then bumps its counter,

@@ -6,8 +6,9 @@ the model in Keras' own `.keras` format and its custom classes, so an executor's
 worker imports Keras on the backend the model was built on.
 
 Training is stateless: the engine's flat fp32 torch buffer holds the trainable weights, and
-each step runs `model.stateless_call` on views of it, so gradients come out as one flat vector
-(TensorFlow: a `tf.function` with a GradientTape; torch: autograd). Non-trainable float state
+each step runs `model.stateless_call` on views of it (TensorFlow: a `tf.function` with a
+GradientTape reading the buffer in place through DLPack; torch: autograd), and each variable's
+gradient is copied into its place in the engine's flat gradient buffer. Non-trainable float state
 (BatchNormalization moving statistics) lives in torch tensors the engine averages across
 workers. The Keras optimizer updates one `keras.Variable` of a worker's shard length.
 """
