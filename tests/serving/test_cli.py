@@ -13,7 +13,7 @@ import pytest
 import redis
 import yaml
 
-from .conftest import LOOPBACK, free_port
+from .conftest import LOOPBACK, free_port, make_certificates
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -63,6 +63,44 @@ def test_init_start_status_stop(tmp_path, models):
     with pytest.raises(redis.ConnectionError):
         redis.Redis(host=LOOPBACK, port=redis_port, password="cli-pw", socket_connect_timeout=1).ping()
     assert cli("status", "-c", str(config_path), check=False).returncode == 3
+
+
+def test_start_serves_tls_from_the_managed_redis(tmp_path, models):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server")
+    ca, cert, key = make_certificates(tmp_path)
+    path, reference = models["cnn"]
+    redis_port, http_port = free_port(), free_port()
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "model": {"name": "cnn", "path": path, "workers": 1},
+        "redis": {"port": redis_port, "password": "tls-pw", "tls_ca_cert": ca, "server_tls_cert": cert,
+                  "server_tls_key": key},
+        "http": {"port": http_port}}))
+    cli("start", "-c", str(config_path))
+    try:
+        x = np.random.default_rng(1).random((2, 3, 8, 8), dtype=np.float32)
+        reply = httpx.post(f"http://{LOOPBACK}:{http_port}/predict", json={"instances": x.tolist()}, timeout=20)
+        assert reply.status_code == 200, reply.text
+        np.testing.assert_allclose(reply.json()["predictions"], reference(x), rtol=1e-4, atol=1e-5)
+        url = f"rediss://{LOOPBACK}:{redis_port}/0"
+        assert redis.Redis.from_url(url, password="tls-pw", ssl_ca_certs=ca).ping()
+        with pytest.raises(redis.ConnectionError):  # the managed server speaks TLS only
+            redis.Redis(host=LOOPBACK, port=redis_port, password="tls-pw", socket_timeout=2).ping()
+    finally:
+        cli("stop", "-c", str(config_path))
+
+
+def test_managed_tls_settings_are_checked_before_anything_starts(tmp_path):
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text("model:\n  name: m\n  path: m.onnx\nredis:\n  server_tls_cert: s.crt\n  server_tls_key: s.key\n")
+    result = cli("start", "-c", str(config_path), check=False)
+    assert result.returncode == 1 and "tls_ca_cert" in result.stderr
+    config_path.write_text("model:\n  name: m\n  path: m.onnx\nredis:\n  url: redis://127.0.0.1:1/0\n"
+                           "  server_tls_cert: s.crt\n  server_tls_key: s.key\n  tls_ca_cert: ca.crt\n")
+    result = cli("start", "-c", str(config_path), check=False)
+    assert result.returncode == 1 and "rediss://" in result.stderr
+    assert not (tmp_path / ".zoo-serving").exists()
 
 
 def test_start_reports_a_missing_model(tmp_path):

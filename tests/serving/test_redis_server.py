@@ -1,7 +1,6 @@
 """Redis with a password and over TLS: the managed server, the client and the worker all speak it."""
 
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,24 +10,7 @@ from zoo.serving import InputQueue, OutputQueue
 from zoo.serving.errors import ServingConfigError
 from zoo.serving.redis_server import RedisServer
 
-from .conftest import LOOPBACK, make_config
-
-
-def make_certificates(folder):
-    """A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the TLS test needs the openssl command: apt-get install openssl")
-
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-        "-subj", "/CN=zoo-test-ca")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
-    return str(folder / "ca.crt"), str(folder / "server.crt"), str(folder / "server.key")
+from .conftest import LOOPBACK, make_certificates, make_config
 
 
 def test_password_and_tls_end_to_end(tmp_path, models, start_workers):

@@ -149,7 +149,8 @@ def cmd_start(args: argparse.Namespace) -> int:
             data_dir = folder / "redis"
             data_dir.mkdir(exist_ok=True)
             server = RedisServer(host=config.redis.host, port=config.redis.port, password=config.redis.password,
-                                 data_dir=str(data_dir)).start(detach=True)
+                                 tls_cert=config.redis.server_tls_cert, tls_key=config.redis.server_tls_key,
+                                 tls_ca_cert=config.redis.tls_ca_cert, data_dir=str(data_dir)).start(detach=True)
             state["redis"] = {"role": "redis", "pid": server.pid, "url": server.url,
                               "log": str(data_dir / "redis.log")}
             save()

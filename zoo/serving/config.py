@@ -41,9 +41,12 @@ class RedisConfig:
         password: Redis password (``AUTH``); for a managed server it becomes ``requirepass``.
         host: bind address of a managed server (loopback by default).
         port: port of a managed server.
-        tls_ca_cert: CA file that verifies a ``rediss://`` server.
+        tls_ca_cert: CA file that verifies a ``rediss://`` server (the managed one too).
         tls_cert: client certificate for a server that checks clients (mutual TLS).
         tls_key: the key of ``tls_cert``.
+        server_tls_cert: with ``url`` empty, the managed server's certificate: it then serves TLS
+            only, and every client verifies it against ``tls_ca_cert``.
+        server_tls_key: the key of ``server_tls_cert``.
     """
 
     url: str | None = None
@@ -53,6 +56,8 @@ class RedisConfig:
     tls_ca_cert: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    server_tls_cert: str | None = None
+    server_tls_key: str | None = None
 
     def __post_init__(self):
         _require(
@@ -65,11 +70,22 @@ class RedisConfig:
         _require((self.tls_cert is None) == (self.tls_key is None),
                  "Expected `redis.tls_cert` and `redis.tls_key` together (mutual TLS needs both). "
                  f"Received tls_cert={self.tls_cert!r}, tls_key={self.tls_key!r}.")
+        if self.server_tls_cert is not None or self.server_tls_key is not None:
+            _require(self.url is None,
+                     f"`redis.server_tls_cert` and `redis.server_tls_key` configure the redis-server that zoo-serving "
+                     f"starts itself, but `redis.url` is set ({self.url!r}). For an existing server use a rediss:// "
+                     f"url with `redis.tls_ca_cert`; or remove `redis.url`.")
+            _require(None not in (self.server_tls_cert, self.server_tls_key, self.tls_ca_cert),
+                     "Expected `redis.server_tls_cert`, `redis.server_tls_key` and `redis.tls_ca_cert` together to "
+                     f"serve TLS from the managed redis-server. Received server_tls_cert={self.server_tls_cert!r}, "
+                     f"server_tls_key={self.server_tls_key!r}, tls_ca_cert={self.tls_ca_cert!r}.")
 
     @property
     def effective_url(self) -> str:
-        """The URL clients connect to: ``url``, or the managed server's loopback address."""
-        return self.url or f"redis://{self.host}:{self.port}/0"
+        """The URL clients connect to: ``url``, or the managed server's loopback address
+        (``rediss://`` when it serves TLS)."""
+        scheme = "rediss" if self.server_tls_cert else "redis"
+        return self.url or f"{scheme}://{self.host}:{self.port}/0"
 
     def connection_options(self) -> dict[str, Any]:
         """Keyword arguments of `zoo.serving.connection.connect` for this section."""
@@ -313,7 +329,9 @@ redis:
   url: null                     # null: zoo-serving starts a local redis-server on host:port
   port: {D.DEFAULT_REDIS_PORT}
   password: null
-  # tls_ca_cert: /path/ca.crt   # for rediss:// URLs
+  # tls_ca_cert: /path/ca.crt   # for rediss:// URLs, and for the managed server's TLS below
+  # server_tls_cert: /path/redis.crt  # the managed server serves TLS only (with server_tls_key)
+  # server_tls_key: /path/redis.key
 
 queue:
   result_ttl_s: {D.DEFAULT_RESULT_TTL_S}
