@@ -27,7 +27,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>The handle holds a pool of {@code concurrentNum} OpenVINO infer requests. Any number of
  * threads may call {@code predict} at once; each takes a free request, and waits while all are
  * busy. {@link #close()} waits for running predictions, then frees the native resources; using
- * the handle afterwards throws {@link IllegalStateException}.
+ * the handle afterwards throws {@link ModelClosedException} (an {@link IllegalStateException}).
  *
  * <p>Failures reported by OpenVINO (a bad model path, an input of the wrong shape or element
  * type) are {@link InferenceException}s carrying OpenVINO's status and message; malformed calls
@@ -122,7 +122,7 @@ public final class InferenceModel implements AutoCloseable {
         Objects.requireNonNull(config, "config");
         lock.lock();
         try {
-            ensureOpen();
+            ensureOpen("Cannot load a model:");
             if (loaded) {
                 throw new IllegalStateException("This InferenceModel already holds " + this.modelPath
                         + "; create another InferenceModel to load " + modelPath + ".");
@@ -308,7 +308,7 @@ public final class InferenceModel implements AutoCloseable {
         lock.lock();
         try {
             while (true) {
-                ensureOpen();
+                ensureOpen("Cannot predict:");
                 if (!loaded) {
                     throw new IllegalStateException("No model is loaded; call load(modelPath) first.");
                 }
@@ -345,9 +345,9 @@ public final class InferenceModel implements AutoCloseable {
         }
     }
 
-    private void ensureOpen() {
+    private void ensureOpen(String context) {
         if (closed) {
-            throw new IllegalStateException("This InferenceModel is closed; create a new one and call load().");
+            throw new ModelClosedException(context);
         }
     }
 
@@ -388,7 +388,7 @@ public final class InferenceModel implements AutoCloseable {
 
     /**
      * Waits for running predictions to finish, then frees the infer requests, the compiled model
-     * and the OpenVINO core. Threads waiting for a request get {@link IllegalStateException}.
+     * and the OpenVINO core. Threads waiting for a request get {@link ModelClosedException}.
      * Calling it again does nothing.
      */
     @Override

@@ -93,7 +93,7 @@ class ConcurrencyTest {
                         List<JTensor> out = m.predict(c.inputs);
                         Fixtures.assertClose(c.expected.get(0), out.get(0), InferenceModelTest.TOLERANCE, c.name);
                         done.incrementAndGet();
-                    } catch (IllegalStateException e) {
+                    } catch (ModelClosedException e) {
                         refused.incrementAndGet();
                         return;
                     } catch (Throwable e) {
@@ -109,7 +109,7 @@ class ConcurrencyTest {
         pool.shutdown();
         assertTrue(pool.awaitTermination(30, TimeUnit.SECONDS), "all callers returned after close");
         assertTrue(unexpected.isEmpty(), "unexpected failures: " + unexpected);
-        assertEquals(THREADS, refused.get(), "every caller ends with IllegalStateException after close");
+        assertEquals(THREADS, refused.get(), "every caller ends with ModelClosedException after close");
         assertTrue(done.get() > 0, "predictions ran before close");
     }
 }

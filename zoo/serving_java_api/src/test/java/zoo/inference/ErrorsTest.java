@@ -123,8 +123,11 @@ class ErrorsTest {
         m.load(Fixtures.model("mlp", "onnx"));
         m.predict(x);
         m.close();
-        IllegalStateException after = assertThrows(IllegalStateException.class, () -> m.predict(x));
+        ModelClosedException after = assertThrows(ModelClosedException.class, () -> m.predict(x));
         assertTrue(after.getMessage().contains("closed"), after.getMessage());
-        assertThrows(IllegalStateException.class, () -> m.load(Fixtures.model("mlp", "onnx")));
+        assertEquals(-10, after.getStatus());
+        assertEquals("NOT_ALLOCATED", after.getStatusName());
+        assertTrue(after.getMessage().contains("NOT_ALLOCATED (-10)"), after.getMessage());
+        assertThrows(ModelClosedException.class, () -> m.load(Fixtures.model("mlp", "onnx")));
     }
 }
