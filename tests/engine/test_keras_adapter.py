@@ -31,13 +31,14 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_two_workers_equal_single_process_keras(spark, name):
+@pytest.mark.parametrize("name, transport", [(name, "auto") for name in OPTIMIZERS] + [("adam_sharded", "gloo")])
+def test_two_workers_equal_single_process_keras(spark, name, transport):
     # Uneven partitions and a global batch (7) not divisible by the 2 workers.
     parts = regression_partitions([23, 14])
     df = rows_in_partitions(spark, parts, SCHEMA)
     est = NNEstimator(model=make_mlp(), criterion=keras.losses.MeanSquaredError(), batchSize=7, maxEpoch=2,
-                      optimMethod=OPTIMIZERS[name](), numWorkers=2, shuffle=False).setShowProgress(False)
+                      optimMethod=OPTIMIZERS[name](), numWorkers=2, shuffle=False,
+                      transport=transport).setShowProgress(False)
     model = est.fit(df)
     assert isinstance(model.model, keras.Model)
     reference = reference_training(parts, make_mlp(), OPTIMIZERS[name](), "mse", 7, 2)
