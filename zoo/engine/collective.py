@@ -1,8 +1,8 @@
 """The process group of one barrier stage and the sharded gradient aggregation over it.
 
 Gradients and weights live in two flat fp32 buffers that the model's parameters and gradients
-view. Each step, `reduce_scatter` leaves every worker the sum of its 1/N shard of the global
-gradient; the worker updates that shard with shard-local optimizer state; `all_gather` puts the
+view. Each step, `reduce_scatter_parts` leaves every worker all workers' parts of its 1/N shard
+of the global gradient; the worker sums them and updates that shard with shard-local optimizer state; `all_gather` puts the
 updated shards back together on every worker. This is BigDL's AllReduceParameter over gloo.
 
 The buffers carry one extra element after the parameters, the "loss slot": each worker writes
@@ -128,10 +128,6 @@ class ShardedAggregator:
         self._send.copy_(b.grads)
         dist.all_to_all_single(self._recv, self._send)
         return self._recv.view(b.world_size, b.shard_size).float()
-
-    def reduce_scatter(self) -> torch.Tensor:
-        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
-        return self.reduce_scatter_parts().sum(dim=0)
 
     def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""

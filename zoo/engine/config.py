@@ -114,6 +114,11 @@ class TrainingConfig:
         if self.clip_l2_norm is not None and not self.clip_l2_norm > 0:
             raise ZooValueError(f"Expected a clipping L2 norm > 0. Received: {self.clip_l2_norm!r}.")
 
+    @property
+    def clips_gradients(self) -> bool:
+        """Whether any gradient clipping (constant or L2 norm) is configured."""
+        return self.clip_constant is not None or self.clip_l2_norm is not None
+
 
 def default_end_trigger(max_epoch: int) -> Trigger:
     """The end trigger used when none is given: `MaxEpoch(max_epoch)`."""

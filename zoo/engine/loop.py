@@ -159,7 +159,7 @@ class WorkerLoop:
         if b.owns_loss_slot():
             loss = float(grad_parts[:, b.local_loss_index].sum())
             grad_parts[:, b.local_loss_index] = 0.0
-        if self.config.clip_constant is not None or self.config.clip_l2_norm is not None:
+        if self.config.clips_gradients:
             shard_grad = grad_parts.sum(dim=0)
             self._clip(shard_grad, distributed_norm=True)
             grad_parts = shard_grad.unsqueeze(0)
@@ -175,7 +175,7 @@ class WorkerLoop:
 
         def closure():
             self._local_forward_backward(index, weight)
-            self.aggregator.all_gather(self.aggregator.reduce_scatter(), b.grads)
+            self.aggregator.all_gather(self.aggregator.reduce_scatter_parts().sum(dim=0), b.grads)
             loss = float(b.grads[b.loss_index])
             b.grads[b.loss_index] = 0.0
             self._clip(b.grads, distributed_norm=False)

@@ -126,10 +126,6 @@ class SharedMemoryAggregator:
         self._wait_for_all()
         return self.slots[:, b.shard_start:b.shard_start + b.shard_size]
 
-    def reduce_scatter(self) -> torch.Tensor:
-        """Sum every worker's gradient shard that this worker owns; return it (fp32, new tensor)."""
-        return self.reduce_scatter_parts().sum(dim=0)
-
     def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""
         b = self.buffers
