@@ -41,3 +41,17 @@ class WorkerError(RuntimeError):
 
     def __reduce__(self):
         return (WorkerError, (self.failures, self.context))
+
+
+def check_positive_int(name: str, value, *, allow_none: bool = False):
+    """Return `value` when it is a positive int (or None, where `allow_none`); else raise.
+
+    Raises:
+        ZooValueError: naming the parameter `name` and the value received.
+    """
+    if value is None and allow_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        expected = "a positive int or None" if allow_none else "a positive int"
+        raise ZooValueError(f"Expected `{name}` to be {expected}. Received: {name}={value!r}.")
+    return value

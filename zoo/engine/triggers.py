@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from zoo.errors import ZooTypeError, ZooValueError
+from zoo.errors import ZooTypeError, ZooValueError, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,6 @@ class Trigger:
         return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ZooValueError(f"Expected `{name}` to be a positive int. Received: {name}={value!r}.")
-    return value
-
-
 class EveryEpoch(Trigger):
     """Fires at the end of every epoch."""
 
@@ -69,7 +63,7 @@ class SeveralIteration(Trigger):
     """Fires every `interval` iterations."""
 
     def __init__(self, interval: int):
-        self.interval = _positive_int("interval", interval)
+        self.interval = check_positive_int("interval", interval)
 
     def __call__(self, state: TrainingState) -> bool:
         return state.iteration > 0 and state.iteration % self.interval == 0
@@ -79,7 +73,7 @@ class MaxEpoch(Trigger):
     """Fires (ends training) once `max_epoch` epochs are complete."""
 
     def __init__(self, max_epoch: int):
-        self.max_epoch = _positive_int("max_epoch", max_epoch)
+        self.max_epoch = check_positive_int("max_epoch", max_epoch)
 
     def __call__(self, state: TrainingState) -> bool:
         return state.epoch >= self.max_epoch
@@ -89,7 +83,7 @@ class MaxIteration(Trigger):
     """Fires (ends training) once `max_iteration` optimizer steps are done."""
 
     def __init__(self, max_iteration: int):
-        self.max_iteration = _positive_int("max_iteration", max_iteration)
+        self.max_iteration = check_positive_int("max_iteration", max_iteration)
 
     def __call__(self, state: TrainingState) -> bool:
         return state.iteration >= self.max_iteration

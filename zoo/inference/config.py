@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.errors import ZooValueError
+from zoo.errors import ZooValueError, check_positive_int
 
 #: Compiled requests (OpenVINO infer requests, ONNX Runtime sessions) kept per handle.
 DEFAULT_CONCURRENT_NUM = 1
@@ -33,11 +33,6 @@ DEFAULT_LOW_PRECISION_RTOL = 5e-2
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
 _PRECISIONS = ("f32", "bf16", "f16")
 _GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ZooValueError(f"Expected `{name}` to be a positive int or None. Received: {name}={value!r}.")
 
 
 def check_concurrent_num(concurrent_num: Any) -> int:
@@ -76,8 +71,8 @@ class OpenVINOConfig:
                 f"Expected `hint` to be one of {sorted(_HINTS)} or None. Received: hint={self.hint!r}."
             )
         if self.streams != "auto":
-            _check_positive("streams", self.streams)
-        _check_positive("threads", self.threads)
+            check_positive_int("streams", self.streams, allow_none=True)
+        check_positive_int("threads", self.threads, allow_none=True)
         if self.precision not in _PRECISIONS:
             raise ZooValueError(
                 f"Expected `precision` to be one of {list(_PRECISIONS)}. Received: precision={self.precision!r}."
@@ -120,8 +115,8 @@ class OnnxRuntimeConfig:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def __post_init__(self):
-        _check_positive("intra_op_threads", self.intra_op_threads)
-        _check_positive("inter_op_threads", self.inter_op_threads)
+        check_positive_int("intra_op_threads", self.intra_op_threads, allow_none=True)
+        check_positive_int("inter_op_threads", self.inter_op_threads, allow_none=True)
         if self.graph_optimization not in _GRAPH_OPTIMIZATION:
             raise ZooValueError(
                 f"Expected `graph_optimization` to be one of {list(_GRAPH_OPTIMIZATION)}. "
