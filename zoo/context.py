@@ -17,7 +17,7 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
-from zoo.errors import MasterUnreachableError, ZooValueError
+from zoo.errors import MasterUnreachableError, ZooValueError, check_positive_int
 from zoo.warm_up import warm_up_workers
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ class ClusterSpec:
         deploy_mode: ``"client"`` or ``"cluster"``.
         conf: the Spark settings, Zoo's defaults overlaid with the user's.
         py_files: zips to put on the executors' PYTHONPATH (editable packages of the env).
-        executor_python: the interpreter executors run (inside the shipped archive, or a path).
     """
 
     cluster_mode: str
@@ -70,7 +69,11 @@ class ClusterSpec:
     deploy_mode: str
     conf: dict[str, str]
     py_files: tuple[str, ...] = field(default_factory=tuple)
-    executor_python: str = ""
+
+    @property
+    def executor_python(self) -> str:
+        """The interpreter executors run (inside the shipped archive, or a path): ``spark.pyspark.python``."""
+        return self.conf.get("spark.pyspark.python", "")
 
 
 def thread_settings(task_cores: int) -> dict[str, str]:
@@ -113,9 +116,21 @@ def _memory_mb(memory: str) -> int:
     return max(1, int(int(match.group(1)) * factor))
 
 
-def _check_positive(name: str, value) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ZooValueError(f"Expected `{name}` to be a positive int or None. Received: {name}={value!r}.")
+def _zoo_defaults(cluster_mode: str, conf: dict, default_task_cpus: str = "1") -> dict[str, str]:
+    """Zoo's base Spark settings: Arrow, worker reuse, cluster defaults and thread pools sized to
+    the cores of one task (``spark.task.cpus`` of `conf`, else `default_task_cpus`)."""
+    task_cpus = int(conf.get("spark.task.cpus", default_task_cpus))
+    settings = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.python.worker.reuse": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if cluster_mode != "local":
+        settings.update(CLUSTER_DEFAULTS)
+    for name, value in thread_settings(task_cpus).items():
+        settings[f"spark.executorEnv.{name}"] = value
+    return settings
 
 
 def _resolve_master(cluster_mode: str, master: str | None, num_executors, cores, memory) -> str:
@@ -169,7 +184,7 @@ def cluster_settings(cluster_mode: str | None = None, master: str | None = None,
         env_alias: the directory executors unpack `env` into.
     """
     for name, value in (("cores", cores), ("num_executors", num_executors), ("driver_cores", driver_cores)):
-        _check_positive(name, value)
+        check_positive_int(name, value, allow_none=True)
     if cluster_mode is None:
         cluster_mode = infer_cluster_mode(master or "local[*]")
     if cluster_mode not in CLUSTER_MODES:
@@ -178,18 +193,7 @@ def cluster_settings(cluster_mode: str | None = None, master: str | None = None,
     master = _resolve_master(cluster_mode, master, num_executors, cores, memory)
     local = cluster_mode == "local"
     deploy_mode = "cluster" if cluster_mode == "yarn-cluster" else "client"
-    task_cpus = int(user_conf.get("spark.task.cpus", 1))
-
-    settings: dict[str, str] = {
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.python.worker.reuse": "true",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
-        "spark.ui.showConsoleProgress": "false",
-    }
-    if not local:
-        settings.update(CLUSTER_DEFAULTS)
-    for name, value in thread_settings(task_cpus).items():
-        settings[f"spark.executorEnv.{name}"] = value
+    settings = _zoo_defaults(cluster_mode, user_conf)
     if cores is not None:
         settings["spark.executor.cores"] = str(cores)
     if memory is not None:
@@ -230,8 +234,7 @@ def cluster_settings(cluster_mode: str | None = None, master: str | None = None,
         settings["spark.pyspark.python"] = executor_python
         settings["spark.pyspark.driver.python"] = sys.executable
     settings.update(user_conf)
-    return ClusterSpec(cluster_mode, master, deploy_mode, settings, py_files,
-                       settings.get("spark.pyspark.python", executor_python))
+    return ClusterSpec(cluster_mode, master, deploy_mode, settings, py_files)
 
 
 def _probe(host: str, port: int, timeout_s: float) -> str | None:
@@ -347,8 +350,11 @@ def _set_executor_python(executor_python: str, force: bool) -> None:
         _python_set_by_zoo = executor_python
 
 
-def _resolve_env(env_archive, cluster_mode: str, explicit_mode: bool):
-    """The PackedEnv to ship (or None) for the `env_archive` argument of init_spark."""
+def _resolve_env(env_archive, cluster_mode: str, explicit_mode: bool, **pack_options):
+    """The PackedEnv to ship (or None) for the `env_archive` argument of init_spark.
+
+    `pack_options` (cache_dir, format, exclude, include) go to `zoo.packaging.pack_env` when it packs.
+    """
     from zoo import packaging
 
     if env_archive is None or cluster_mode == "local":
@@ -360,9 +366,9 @@ def _resolve_env(env_archive, cluster_mode: str, explicit_mode: bool):
         # (executors run this interpreter's path), and local-cluster runs on this machine anyway.
         if not explicit_mode or cluster_mode == "local-cluster":
             return None
-        return packaging.pack_env()
+        return packaging.pack_env(**pack_options)
     if env_archive == "pack":
-        return packaging.pack_env()
+        return packaging.pack_env(**pack_options)
     if isinstance(env_archive, str):
         return packaging.given_archive(env_archive)
     raise ZooValueError(f"Expected `env_archive` to be 'auto', 'pack', None, an archive path or URL, or a "
@@ -422,7 +428,7 @@ def init_spark(
 
     if not isinstance(master, str) or not master:
         raise ZooValueError(f"Expected `master` to be a Spark master URL such as 'local[*]'. Received: {master!r}.")
-    _check_positive("cores", cores)
+    check_positive_int("cores", cores, allow_none=True)
     if launched_by_spark_submit():
         ignored = {name: value for name, value in (
             ("master", None if master == "local[*]" else master), ("cores", cores), ("memory", memory),
@@ -474,15 +480,7 @@ def _init_submitted(conf: dict[str, str] | None, app_name: str):
     mode = infer_cluster_mode(master)
     if mode.startswith("yarn") and submitted.get("spark.submit.deployMode", "client") == "cluster":
         mode = "yarn-cluster"
-    task_cpus = int((conf or {}).get("spark.task.cpus", submitted.get("spark.task.cpus", "1")))
-    defaults = {
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.python.worker.reuse": "true",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
-        "spark.ui.showConsoleProgress": "false",
-        **({} if mode == "local" else CLUSTER_DEFAULTS),
-        **{f"spark.executorEnv.{k}": v for k, v in thread_settings(task_cpus).items()},
-    }
+    defaults = _zoo_defaults(mode, conf or {}, submitted.get("spark.task.cpus", "1"))
     builder = SparkSession.builder.appName(submitted.get("spark.app.name", app_name))
     for key, value in defaults.items():
         if not submitted.contains(key):

@@ -21,16 +21,12 @@ _latest: threading.Thread | None = None
 
 def _import_training_modules(batches):
     """Executor side: import what every fit's barrier task imports."""
-    import numpy  # noqa: F401
     import pyarrow as pa
     import torch
-    import torch.distributed  # noqa: F401
-    import torch.optim  # noqa: F401
 
-    import zoo.engine.arrow_data  # noqa: F401
-    import zoo.engine.collective  # noqa: F401
-    import zoo.engine.loop  # noqa: F401
+    from zoo.engine.launcher import import_worker_modules
 
+    import_worker_modules()
     for _ in batches:
         pass
     yield pa.RecordBatch.from_pydict({"torch": [torch.__version__]})
@@ -42,8 +38,10 @@ def warm_up_workers(spark) -> threading.Thread:
     Failures are logged, never raised: the warm-up only saves time, and the session may be
     stopped while it runs.
     """
+    from zoo.engine.launcher import available_slots
+
     sc = spark.sparkContext
-    slots = max(1, sc.defaultParallelism)
+    slots = max(1, available_slots(spark))
 
     def run():
         try:

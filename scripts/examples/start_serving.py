@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         "models": [{"name": args.name, "path": args.model, "workers": args.workers, "batch_size": args.batch_size}],
         "redis": {"url": args.redis_url},
     })
-    spark = init_spark(app_name="zoo-serving-example")
+    spark = init_spark(app_name="zoo-serving-example", warm_up=False)  # serving needs no torch warm-up
 
     def stop(*_):
         threading.Thread(target=request_stop, args=(config,), daemon=True).start()

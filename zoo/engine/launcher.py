@@ -53,10 +53,30 @@ def available_slots(spark) -> int:
     return spark.sparkContext.defaultParallelism
 
 
+def import_worker_modules() -> None:
+    """Import the modules a training task needs (torch, Arrow, the engine's worker side).
+
+    Executor side: the barrier task calls it first, and `zoo.warm_up` calls it in the Python
+    workers a fit reuses, so both import the same list.
+    """
+    import numpy  # noqa: F401
+    import pyarrow  # noqa: F401
+    import torch  # noqa: F401
+    import torch.distributed  # noqa: F401
+    import torch.optim  # noqa: F401
+
+    import zoo.engine.adapters  # noqa: F401
+    import zoo.engine.arrow_data  # noqa: F401
+    import zoo.engine.checkpoint  # noqa: F401
+    import zoo.engine.collective  # noqa: F401
+    import zoo.engine.loop  # noqa: F401
+
+
 def _worker_task(payload_broadcast, progress_address, columns, num_features):
     """The barrier task, a closure over plain values only."""
 
     def task(batches):
+        import_worker_modules()
         import os
 
         import numpy as np

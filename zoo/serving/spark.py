@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     from zoo.context import init_spark
 
-    spark = init_spark(master=args.master, app_name="zoo-serving")
+    # Serving runs an RDD barrier job, whose Python workers are not the ones a warm-up starts.
+    spark = init_spark(master=args.master, app_name="zoo-serving", warm_up=False)
     stopping = threading.Event()
 
     def on_signal(*_):
