@@ -150,13 +150,14 @@ def _package(obj) -> str:
     return (getattr(obj, "__module__", None) or "").split(".")[0]
 
 
-def class_members(cls, documented: set[type], packages: set[str] = frozenset({"zoo"})) -> list[Member]:
+def class_members(cls, documented: set[type], packages: set[str] = frozenset({"zoo"}),
+                  params: list[tuple[str, str]] | None = None) -> list[Member]:
     """Public methods and properties of `cls` defined in `cls` or in bases from `packages` that
     the reference does not document on their own (private mixins). A member that a documented
     base class also has is left out unless `cls` redefines it with its own docstring: the base
-    documents it."""
+    documents it. `params` is `class_params(cls)` when the caller already has it."""
     members, seen = [], set()
-    param_names = {name for name, _ in class_params(cls)}
+    param_names = {name for name, _ in (class_params(cls) if params is None else params)}
     mro = inspect.getmro(cls)
     # Names a documented public base class already has: documented under that class.
     on_public_base = {name for base in mro[1:] if base in documented for name in dir(base)}
@@ -182,8 +183,7 @@ def class_members(cls, documented: set[type], packages: set[str] = frozenset({"z
                 continue
             doc = _clean(func.__doc__) if func is not None else ""
             if not doc:
-                inherited = _inherited_doc(cls, name)
-                doc = inherited[1] if inherited else ""
+                doc = _inherited_doc(cls, name)
             signature = "" if kind == "property" else signature_text(func, drop_first=kind in ("method", "classmethod"))
             param = name[3:4].lower() + name[4:]
             accessor = name[:3] in ("set", "get") and param in param_names
@@ -191,8 +191,8 @@ def class_members(cls, documented: set[type], packages: set[str] = frozenset({"z
     return members
 
 
-def _inherited_doc(cls, name: str) -> tuple[type, str] | None:
-    """(base, docstring) of the nearest base class after the definer that documents `name`."""
+def _inherited_doc(cls, name: str) -> str:
+    """The docstring of `name` in the nearest base class after the definer that documents it ("" if none)."""
     found_definer = False
     for base in inspect.getmro(cls):
         raw = vars(base).get(name)
@@ -204,8 +204,8 @@ def _inherited_doc(cls, name: str) -> tuple[type, str] | None:
         func = raw.fget if isinstance(raw, property) else getattr(raw, "__func__", raw)
         doc = _clean(getattr(func, "__doc__", None))
         if doc:
-            return base, doc
-    return None
+            return doc
+    return ""
 
 
 def class_params(cls) -> list[tuple[str, str]]:
@@ -265,9 +265,10 @@ def collect(modules=PUBLIC_MODULES) -> list[ModuleDoc]:
                 doc.aliases.append((export_name, canonical))
                 continue
             if inspect.isclass(obj):
+                params = class_params(obj)
                 doc.entries.append(Entry(qualname, obj, "class", signature_text(obj), own_doc(obj),
-                                         _base_names(obj, home), class_params(obj),
-                                         class_members(obj, documented, packages)))
+                                         _base_names(obj, home), params,
+                                         class_members(obj, documented, packages, params)))
             else:
                 doc.entries.append(Entry(qualname, obj, "function", signature_text(obj), own_doc(obj)))
     return docs
@@ -414,11 +415,6 @@ def render(docs: list[ModuleDoc]) -> str:
                 lines += ["", f"#### {label}`{entry.qualname.rsplit('.', 1)[1]}.{member.name}{member.signature}`", ""]
                 lines += render_doc(member.doc) if member.doc else ["*No docstring.*"]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def generate(modules=PUBLIC_MODULES) -> str:
-    """The reference's Markdown for `modules`."""
-    return render(collect(modules))
 
 
 def main(argv: list[str] | None = None) -> int:

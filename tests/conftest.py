@@ -1,8 +1,14 @@
 """Shared fixtures: one local[2] SparkSession for the whole run."""
 
+import os
+import pathlib
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +32,10 @@ def rows_in_partitions(spark, partitions: list[list[tuple]], schema: str):
     flat = [(i, row) for i, part in enumerate(partitions) for row in part]
     rdd = spark.sparkContext.parallelize(flat, len(partitions)).partitionBy(len(partitions), lambda k: k).values()
     return spark.createDataFrame(rdd, schema)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python or spark-submit: this one, with the checkout first on
+    PYTHONPATH and this interpreter as PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON, plus `extra`."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, **extra}

@@ -3,8 +3,8 @@ links of docs/*.md and README.md resolve, and the quickstart's Python code runs 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-import os
 import pathlib
 import re
 import subprocess
@@ -12,6 +12,8 @@ import sys
 import textwrap
 
 import pytest
+
+from tests.conftest import subprocess_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -127,8 +129,9 @@ def _outside_code(text: str) -> str:
     return "\n".join(lines)
 
 
-def _anchors(path: pathlib.Path, generator) -> set[str]:
-    """The heading anchors of a Markdown file, as GitHub makes them."""
+@functools.lru_cache(maxsize=None)
+def _anchors(path: pathlib.Path, generator) -> frozenset[str]:
+    """The heading anchors of a Markdown file, as GitHub makes them (read once per path)."""
     anchors, counts = set(), {}
     for line in _outside_code(path.read_text(encoding="utf-8")).splitlines():
         match = re.match(r"^#{1,6}\s+(.*)$", line)
@@ -137,7 +140,7 @@ def _anchors(path: pathlib.Path, generator) -> set[str]:
             n = counts.get(base, 0)
             counts[base] = n + 1
             anchors.add(base if n == 0 else f"{base}-{n}")
-    return anchors
+    return frozenset(anchors)
 
 
 def test_relative_links_resolve(generator):
@@ -186,9 +189,7 @@ def test_quickstart_snippets_run(tmp_path):
     assert len(blocks) >= 5, "expected the quickstart's Python blocks"
     script = tmp_path / "quickstart_snippets.py"
     script.write_text("\n\n".join(f"# ---- block {i}\n{b}" for i, b in enumerate(blocks)) + "\nprint('SNIPPETS OK')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "TMPDIR": str(tmp_path)}  # the quickstart's tempfile.mkdtemp() lands here and is cleaned up
+    env = subprocess_env(TMPDIR=str(tmp_path))  # the quickstart's tempfile.mkdtemp() lands here and is cleaned up
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=QUICKSTART_TIMEOUT_S)
     assert done.returncode == 0 and "SNIPPETS OK" in done.stdout, (

@@ -132,22 +132,30 @@ def _python_version(prefix: str) -> str:
     return os.path.basename(libs[0]) if libs else "unknown"
 
 
-def installed_packages(prefix: str) -> list[str]:
-    """``name==version`` of every distribution installed in the environment (as pip freeze)."""
-    found = set()
+def _scan(prefix: str) -> tuple[list[str], list[tuple[importlib.metadata.Distribution, str]]]:
+    """One walk over the environment's metadata: the sorted ``name==version`` list of
+    `installed_packages` and (distribution, source directory) of each editable install."""
+    found, editable = set(), []
     for dist in importlib.metadata.distributions(path=_site_packages(prefix)):
         name = dist.metadata["Name"]
+        source_dir = _editable_dir(dist)
         if name:
-            found.add(f"{name.lower()}=={dist.version}" + (" (editable)" if _editable_dir(dist) else ""))
-    return sorted(found)
+            found.add(f"{name.lower()}=={dist.version}" + (" (editable)" if source_dir else ""))
+        if source_dir is not None:
+            editable.append((dist, source_dir))
+    return sorted(found), editable
 
 
-def env_fingerprint(prefix: str, kind: str, options: dict, packages: list[str] | None = None) -> str:
-    """The cache key of an environment: its packages (default: `installed_packages`), Python
-    version, platform and pack options."""
+def installed_packages(prefix: str) -> list[str]:
+    """``name==version`` of every distribution installed in the environment (as pip freeze)."""
+    return _scan(prefix)[0]
+
+
+def env_fingerprint(python: str, kind: str, options: dict, packages: list[str]) -> str:
+    """The cache key of an environment: its packages (as `installed_packages` lists them), Python
+    version `python`, platform and pack options."""
     digest = hashlib.sha256()
-    packages = installed_packages(prefix) if packages is None else packages
-    for part in [kind, _python_version(prefix), platform.machine(), sys.platform,
+    for part in [kind, python, platform.machine(), sys.platform,
                  json.dumps(options, sort_keys=True)] + packages:
         digest.update(part.encode("utf-8") + b"\n")
     return digest.hexdigest()
@@ -196,23 +204,28 @@ def editable_packages(prefix: str) -> dict[str, list[str]]:
     Raises:
         PackagingError: an editable package's source cannot be found.
     """
-    found: dict[str, list[str]] = {}
-    for dist in importlib.metadata.distributions(path=_site_packages(prefix)):
-        source_dir = _editable_dir(dist)
-        if source_dir is None:
-            continue
-        paths = []
-        for name in _top_level_names(dist):
-            location = _locate(name, source_dir, prefix)
-            if location is None:
-                raise PackagingError(
-                    f"The editable package {dist.metadata['Name']!r} has no source for its module "
-                    f"{name!r} under {source_dir!r}. Fix: reinstall it (`pip install -e {source_dir}`) "
-                    f"or install it non-editable (`pip install {source_dir}`)."
-                )
-            paths.append(location)
-        found[dist.metadata["Name"]] = paths
-    return found
+    return _editable_paths(_scan(prefix)[1], prefix)
+
+
+def _editable_paths(editable: list[tuple[importlib.metadata.Distribution, str]],
+                    prefix: str) -> dict[str, list[str]]:
+    """`editable_packages` from the (distribution, source directory) pairs `_scan` found."""
+    return {dist.metadata["Name"]: _module_paths(dist, source_dir, prefix) for dist, source_dir in editable}
+
+
+def _module_paths(dist: importlib.metadata.Distribution, source_dir: str, prefix: str) -> list[str]:
+    """Where the top-level modules of the editable install `dist` live under `source_dir`."""
+    paths = []
+    for name in _top_level_names(dist):
+        location = _locate(name, source_dir, prefix)
+        if location is None:
+            raise PackagingError(
+                f"The editable package {dist.metadata['Name']!r} has no source for its module "
+                f"{name!r} under {source_dir!r}. Fix: reinstall it (`pip install -e {source_dir}`) "
+                f"or install it non-editable (`pip install {source_dir}`)."
+            )
+        paths.append(location)
+    return paths
 
 
 def _tree_files(path: str) -> list[tuple[str, str]]:
@@ -236,9 +249,14 @@ def zip_editable_packages(prefix: str, cache_dir: str | None = None) -> tuple[st
     Each zip is named by a hash of its files' names, sizes and modification times, so an
     unchanged package reuses its zip. Returns the zip paths.
     """
+    return _zip_editables(editable_packages(prefix), cache_dir)
+
+
+def _zip_editables(editable: dict[str, list[str]], cache_dir: str | None) -> tuple[str, ...]:
+    """`zip_editable_packages` for the ``{distribution: [paths]}`` of `editable_packages`."""
     out_dir = os.path.join(_cache_dir(cache_dir), "pyfiles")
     zips = []
-    for dist_name, paths in sorted(editable_packages(prefix).items()):
+    for dist_name, paths in sorted(editable.items()):
         files = [entry for path in paths for entry in _tree_files(path)]
         digest = hashlib.sha256()
         for full, name in files:
@@ -265,14 +283,22 @@ def zip_editable_packages(prefix: str, cache_dir: str | None = None) -> tuple[st
     return tuple(zips)
 
 
+def _remove_unused(paths: list[str], companions: tuple[str, ...] = ()) -> None:
+    """Remove each of `paths` that no run has used for CACHE_TTL_S, with its files named
+    ``path + suffix`` for each suffix in `companions`."""
+    for path in paths:
+        if time.time() - os.path.getmtime(path) > CACHE_TTL_S:
+            for stale in (path, *(path + suffix for suffix in companions)):
+                if os.path.exists(stale):
+                    os.remove(stale)
+
+
 def _prune_old_zips(out_dir: str, dist_name: str, keep: str) -> None:
     """Remove a package's zips that no run has used for CACHE_TTL_S."""
     prefix = dist_name.replace("-", "_") + "-"
-    for name in os.listdir(out_dir):
-        path = os.path.join(out_dir, name)
-        if name.startswith(prefix) and name.endswith(".zip") and path != keep:
-            if time.time() - os.path.getmtime(path) > CACHE_TTL_S:
-                os.remove(path)
+    zips = [os.path.join(out_dir, name) for name in os.listdir(out_dir)
+            if name.startswith(prefix) and name.endswith(".zip")]
+    _remove_unused([path for path in zips if path != keep])
 
 
 def _prune_old_archives(cache: str) -> None:
@@ -280,11 +306,7 @@ def _prune_old_archives(cache: str) -> None:
     used for CACHE_TTL_S (each can be a gigabyte)."""
     archives = sorted((os.path.join(cache, n) for n in os.listdir(cache) if n.endswith(PACK_FORMATS)),
                       key=os.path.getmtime, reverse=True)
-    for path in archives[DEFAULT_CACHE_KEEP:]:
-        if time.time() - os.path.getmtime(path) > CACHE_TTL_S:
-            for stale in (path, path + ".json", path + ".lock"):
-                if os.path.exists(stale):
-                    os.remove(stale)
+    _remove_unused(archives[DEFAULT_CACHE_KEEP:], companions=(".json", ".lock"))
 
 
 def _space_error(exc: BaseException, directory: str) -> PackagingError:
@@ -327,7 +349,7 @@ def _check_tool(kind: str) -> str:
 
 
 def _run_packer(kind: str, args: dict, staging: str) -> None:
-    module = _check_tool(kind)
+    module = _TOOLS[kind][0]  # pack_env has checked that it is installed
     env = dict(os.environ, TMPDIR=staging)
     proc = subprocess.run([sys.executable, "-c", _PACK_SCRIPT, json.dumps({"tool": module, **args})],
                           env=env, capture_output=True, text=True)
@@ -384,16 +406,19 @@ def pack_env(prefix: str | None = None, cache_dir: str | None = None, format: st
     except OSError as exc:
         raise PackagingError(f"Cannot create the environment cache directory {cache!r}: {exc}. "
                              f"Fix: pass cache_dir= (or set ZOO_ENV_CACHE to) a writable directory.") from exc
-    py_files = zip_editable_packages(prefix, cache)
+    packages, editable = _scan(prefix)
+    py_files = _zip_editables(_editable_paths(editable, prefix), cache)
     filters = [("exclude", p) for p in exclude]
     if py_files:  # the editable hooks point at this machine's source tree: ship the zips instead
         filters.append(("exclude", "lib/python*/site-packages/__editable__*"))
     filters += [("include", p) for p in include]
     options = {"format": format, "filters": filters, "python_prefix": python_prefix,
                "compress_level": compress_level}
-    for _ in range(DEFAULT_PACK_ATTEMPTS):
-        packages = installed_packages(prefix)
-        key = env_fingerprint(prefix, kind, options, packages)
+    python = _python_version(prefix)
+    for attempt in range(DEFAULT_PACK_ATTEMPTS):
+        if attempt:  # the packages changed during the previous attempt: list them again
+            packages = installed_packages(prefix)
+        key = env_fingerprint(python, kind, options, packages)
         archive = os.path.join(cache, f"{kind}-{key[:20]}.{format}")
         with open(archive + ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -402,7 +427,7 @@ def pack_env(prefix: str | None = None, cache_dir: str | None = None, format: st
                 logger.info("Using the cached environment archive %s", archive)
                 return PackedEnv(archive, kind, ARCHIVE_PYTHON, key, True, 0.0, py_files)
             started = time.time()
-            if _pack_into(archive, kind, prefix, options, packages):
+            if _pack_into(archive, kind, prefix, options, packages, python):
                 seconds = time.time() - started
                 _prune_old_archives(cache)
                 logger.info("Packed %s in %.1f s (%.0f MiB)", archive, seconds, os.path.getsize(archive) / 2**20)
@@ -412,8 +437,9 @@ def pack_env(prefix: str | None = None, cache_dir: str | None = None, format: st
                          f"pip/conda has finished installing, then run again.")
 
 
-def _pack_into(archive: str, kind: str, prefix: str, options: dict, packages: list[str]) -> bool:
-    """Pack `prefix` into `archive` (+ its ``.json`` metadata) through a staging directory.
+def _pack_into(archive: str, kind: str, prefix: str, options: dict, packages: list[str], python: str) -> bool:
+    """Pack `prefix` (Python version `python`) into `archive` (+ its ``.json`` metadata) through a
+    staging directory.
 
     Returns False, keeping nothing, when the installed packages changed while packing.
     """
@@ -433,7 +459,7 @@ def _pack_into(archive: str, kind: str, prefix: str, options: dict, packages: li
         if installed_packages(prefix) != packages:
             return False
         os.chmod(output, 0o644)
-        meta = {"prefix": prefix, "kind": kind, "python": _python_version(prefix), "packages": packages,
+        meta = {"prefix": prefix, "kind": kind, "python": python, "packages": packages,
                 "options": options, "pack_seconds": round(time.time() - started, 2), "created": time.time()}
         with open(os.path.join(staging, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1)

@@ -3,7 +3,6 @@ training writes a model that batch inference reads; start_serving answers a requ
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
 import subprocess
@@ -12,6 +11,8 @@ import time
 
 import numpy as np
 import pytest
+
+from tests.conftest import subprocess_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "scripts" / "examples"
@@ -27,8 +28,7 @@ def spark_submit() -> str:
 
 def submit(script: str, *args: str, wait: bool = True):
     """Run `spark-submit --master local[2] scripts/examples/<script> args`."""
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env()
     command = [spark_submit(), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
                str(EXAMPLES / script), *args]
     if not wait:
