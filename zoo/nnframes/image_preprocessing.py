@@ -63,16 +63,23 @@ def resize_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if array.shape[:2] == (height, width):
         return array
-    channels = []
-    for c in range(array.shape[2]):
-        plane = array[:, :, c]
-        if plane.dtype == np.uint8:
-            resized = Image.fromarray(np.ascontiguousarray(plane), mode="L").resize((width, height), Image.BILINEAR)
-        else:
-            resized = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F").resize(
-                (width, height), Image.BILINEAR)
-        channels.append(np.asarray(resized))
-    return np.stack(channels, axis=2)
+    if array.dtype == np.uint8 and array.shape[2] == 3:
+        # One 3-band resize gives the per-channel result bit for bit (RGBA would not: Pillow
+        # premultiplies alpha), in one pass instead of three.
+        image = Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+        return np.array(image.resize((width, height), Image.BILINEAR))
+    return np.stack([_resize_plane(array[:, :, c], height, width) for c in range(array.shape[2])], axis=2)
+
+
+def _resize_plane(plane: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of one H x W channel: 8-bit as Pillow "L", anything else as float32 "F"."""
+    from PIL import Image
+
+    if plane.dtype == np.uint8:
+        image = Image.fromarray(np.ascontiguousarray(plane), mode="L")
+    else:
+        image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(image.resize((width, height), Image.BILINEAR))
 
 
 def _images(values) -> list[np.ndarray]:
@@ -149,6 +156,10 @@ class ImageChannelNormalize(ImagePreprocessing):
         stds: one standard deviation per channel, same order; default all 1.
     """
 
+    # {channel count: (mean, std) float32 arrays in the image's channel order}, built on first use.
+    # A slot, not an attribute: repr shows the arguments only.
+    __slots__ = ("_stats_by_channels",)
+
     def __init__(self, means, stds=None):
         self.means = [float(m) for m in np.atleast_1d(means)]
         self.stds = [float(s) for s in np.atleast_1d(stds)] if stds is not None else [1.0] * len(self.means)
@@ -166,11 +177,19 @@ class ImageChannelNormalize(ImagePreprocessing):
         order = [2, 1, 0, 3][:channels] if channels >= 3 else list(range(channels))
         return np.asarray([values[i] for i in order], dtype=np.float32)
 
+    def _stats(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) for images of `channels` channels, checked and ordered once per channel count."""
+        cache = getattr(self, "_stats_by_channels", None)
+        if cache is None:  # first use, or unpickled from a stage pickled without it
+            cache = self._stats_by_channels = {}
+        if channels not in cache:
+            cache[channels] = (self._per_channel(self.means, channels), self._per_channel(self.stds, channels))
+        return cache[channels]
+
     def transform(self, values):
         out = []
         for array in _images(values):
-            channels = array.shape[2]
-            mean, std = self._per_channel(self.means, channels), self._per_channel(self.stds, channels)
+            mean, std = self._stats(array.shape[2])
             out.append((array.astype(np.float32) - mean) / std)
         return _object_array(out)
 
