@@ -9,7 +9,7 @@ from pyspark.sql.types import ArrayType, NumericType, BooleanType
 from zoo.errors import ZooValueError
 from zoo.nnframes.preprocessing import FunctionPreprocessing, Preprocessing, ScalarToTensor, SeqToTensor
 
-SCALAR, ARRAY, VECTOR, OTHER = "scalar", "array", "vector", "other"
+SCALAR, ARRAY, VECTOR, IMAGE, OTHER = "scalar", "array", "vector", "image", "other"
 
 
 def _is_numeric_array(data_type) -> bool:
@@ -19,7 +19,10 @@ def _is_numeric_array(data_type) -> bool:
 
 
 def column_kind(df, name: str, role: str) -> str:
-    """SCALAR, ARRAY, VECTOR or OTHER for column `name`; a clear error if it is missing."""
+    """SCALAR, ARRAY, VECTOR, IMAGE (an image struct) or OTHER for column `name`; a clear error
+    if it is missing."""
+    from zoo.nnframes.image import is_image_type
+
     if name not in df.columns:
         raise ZooValueError(
             f"The {role} column `{name}` is not in the DataFrame. Available columns: {df.columns}. "
@@ -32,23 +35,21 @@ def column_kind(df, name: str, role: str) -> str:
         return ARRAY
     if isinstance(data_type, VectorUDT):
         return VECTOR
+    if is_image_type(data_type):
+        return IMAGE
     return OTHER
 
 
 def check_column_supported(df, name: str, kind: str, role: str, preprocessing) -> None:
     """Reject a column type no preprocessing here can read (a callable may read anything, an image
     preprocessing an image struct column)."""
-    from zoo.nnframes.image import is_image_type
-    from zoo.nnframes.image_preprocessing import reads_images
-
-    is_image = kind == OTHER and is_image_type(df.schema[name].dataType)
-    if is_image and not (reads_images(preprocessing) or isinstance(preprocessing, FunctionPreprocessing)):
+    if kind == IMAGE and not (preprocessing.reads_images() or isinstance(preprocessing, FunctionPreprocessing)):
         raise ZooValueError(
             f"The {role} column `{name}` holds images. Expected an image preprocessing for it, e.g. "
             f"feature_preprocessing=ChainedPreprocessing([ImageResize(h, w), ImageMatToTensor()]) "
             f"(zoo.nnframes). Received: {preprocessing!r}."
         )
-    if kind == OTHER and not is_image and not isinstance(preprocessing, FunctionPreprocessing):
+    if kind == OTHER and not isinstance(preprocessing, FunctionPreprocessing):
         raise ZooValueError(
             f"The {role} column `{name}` has type {df.schema[name].dataType.simpleString()}, which Zoo cannot "
             f"turn into a tensor. Expected a numeric, array<float|double> or ML Vector column; convert it "

@@ -103,6 +103,10 @@ class ImagePreprocessing(Preprocessing):
     """Base of the steps that read an image column (NNEstimator accepts an image struct column
     only when its feature preprocessing starts with one of these)."""
 
+    def reads_images(self) -> bool:
+        """True: every image step reads the image struct column."""
+        return True
+
 
 class ImageResize(ImagePreprocessing):
     """Resize every image to `resizeH` x `resizeW` pixels (bilinear, Pillow).
@@ -232,11 +236,3 @@ class ImageMatToTensor(ImagePreprocessing):
 
 class ImageToTensor(ImageMatToTensor):
     """Same as ImageMatToTensor (a shorter name)."""
-
-
-def reads_images(preprocessing) -> bool:
-    """Whether `preprocessing` (or the first step of a chain) reads an image struct column."""
-    steps = getattr(preprocessing, "steps", None)
-    if steps:
-        preprocessing = steps[0]
-    return isinstance(preprocessing, ImagePreprocessing)

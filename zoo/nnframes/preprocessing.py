@@ -24,6 +24,10 @@ class Preprocessing:
         """Elements per row this step requires of an array column, or None if it takes any."""
         return None
 
+    def reads_images(self) -> bool:
+        """Whether this step reads an image struct column (see zoo.nnframes.NNImageReader)."""
+        return False
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
         return self.transform(values)
 
@@ -96,6 +100,9 @@ class ChainedPreprocessing(Preprocessing):
 
     def expected_length(self):
         return self.steps[0].expected_length()
+
+    def reads_images(self):
+        return self.steps[0].reads_images()
 
     def transform(self, values):
         for step in self.steps:
