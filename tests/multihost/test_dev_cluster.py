@@ -17,6 +17,7 @@ import pytest
 from tests.multihost.conftest import CORES, HERE, HOSTS
 from zoo.devcluster import DevCluster, DevClusterConfig, cli, network, sweep_leftovers
 from zoo.devcluster.processes import alive, wait_for
+from zoo.devcluster.spark import WORKER_CLASS
 from zoo.errors import NamespacesUnavailableError, ZooValueError
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -186,7 +187,18 @@ def test_killed_executors_die_and_spark_starts_new_ones(dev_cluster, edge_driver
     assert {t["jvm_pid"] for t in answer["tasks"] if t["own_ip"] == host1.ip} == {new[0]["pid"]}
 
 
-# ---------------------------------------------------------------------------------- S3
+def test_a_killed_host_loses_its_worker_until_restart_worker(dev_cluster):
+    host2 = dev_cluster.workers[1]
+    killed = dev_cluster.kill_host(host2)
+    assert any(WORKER_CLASS in argv for argv in killed.values()), killed
+    assert host2.pids() == [host2.anchor_pid]  # the machine is empty, its namespaces stay
+    wait_for(lambda: host2.ip not in {w["host"] for w in dev_cluster.alive_workers()},
+             "the master to drop host2's worker", timeout_s=120)
+    dev_cluster.restart_worker(host2)
+    assert sorted(w["host"] for w in dev_cluster.alive_workers()) == sorted(h.ip for h in dev_cluster.workers)
+
+
+# ---------------------------------------------------------------------------------- services
 def test_s3_works_from_a_worker_host_and_the_edge(dev_cluster):
     key = f"probe/{uuid.uuid4().hex}.txt"
     put = ("import boto3, os\n"
@@ -197,6 +209,15 @@ def test_s3_works_from_a_worker_host_and_the_edge(dev_cluster):
     for host in (dev_cluster.workers[1], dev_cluster.edge):
         assert host.run([sys.executable, "-c", get], check=True).stdout == "from host1\n"
     assert dev_cluster.s3_env()["AWS_ENDPOINT_URL"] == dev_cluster.s3_endpoint == "http://10.77.0.10:9000"
+
+
+def test_redis_on_one_host_answers_the_others(dev_cluster):
+    pytest.importorskip("redis", reason="the Redis client comes with the serving extra: pip install 'spark-zoo[serving]'")
+    host2 = dev_cluster.workers[1]
+    url = dev_cluster.start_redis(host2, port=6380)
+    assert url == f"redis://{host2.ip}:6380" and url in dev_cluster.status()["redis"]
+    client = f"import redis; r = redis.Redis.from_url('{url}'); r.set('k', 'from edge'); print(r.get('k').decode())"
+    assert dev_cluster.edge.run([sys.executable, "-c", client], check=True).stdout == "from edge\n"
 
 
 # ---------------------------------------------------------------------------------- leaving nothing behind

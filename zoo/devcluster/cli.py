@@ -86,7 +86,8 @@ def _print_usage(cluster: DevCluster) -> None:
           f"  # in my_job.py: spark = zoo.init_spark(os.environ['MASTER'], env_archive=None), or plain\n"
           f"  # SparkSession.builder.getOrCreate() (SPARK_CONF_DIR names the master)\n"
           f"A shell on a host: {PROG} exec{name} host1 -- bash\n"
-          f"The hosts' addresses exist only inside the cluster; `exec` gives a command this environment:")
+          f"The hosts' addresses exist only inside the cluster. Commands run with `exec` get their host's\n"
+          f"environment; on {EDGE}:")
     for key, value in sorted(cluster.edge.env.items()):
         if key not in ("PATH", "PYTHONPATH"):
             print(f"  export {key}={value}")

@@ -414,7 +414,12 @@ class DevCluster:
         """``kill -9`` every process on `host`: its Spark worker, executors, Python workers and any
         service, as when the machine dies; its namespaces stay, so `restart_worker` can bring it
         back. Returns pid -> argv of what was killed."""
-        return self.host(host).kill_all()
+        host = self.host(host)
+        killed = host.kill_all()
+        self.redis = [r for r in self.redis if r["host"] != host.name]
+        self._daemons = [d for d in self._daemons if d["host"] != host.name]
+        self._save()
+        return killed
 
     def restart_worker(self, host: str | Host, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Start a Spark worker on `host` again (after `kill_host`) and wait until it is ALIVE.
