@@ -86,14 +86,19 @@ def wait_gone(pids: Iterable[int], timeout_s: float) -> list[int]:
     return left
 
 
+def _send(send: Callable[[int, int], None], ids: list[int], sig: int) -> None:
+    """`send(id, sig)` (os.kill or os.killpg) to each of `ids` that still exists."""
+    for target in ids:
+        try:
+            send(target, sig)
+        except ProcessLookupError:
+            pass
+
+
 def kill_pids(pids: Iterable[int], timeout_s: float = 10.0) -> list[int]:
     """SIGKILL each of `pids` and wait for them to exit; return those still alive after `timeout_s`."""
     pids = list(pids)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _send(os.kill, pids, signal.SIGKILL)
     return wait_gone(pids, timeout_s)
 
 
@@ -101,17 +106,9 @@ def kill_groups(leaders: Iterable[int], timeout_s: float = 15.0) -> None:
     """Stop the process groups led by `leaders`: SIGTERM to every group, wait up to `timeout_s` for
     the leaders to exit, then SIGKILL every group (whatever is left in it: forked children)."""
     leaders = list(leaders)
-    for pid in leaders:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    _send(os.killpg, leaders, signal.SIGTERM)
     wait_gone(leaders, timeout_s)
-    for pid in leaders:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _send(os.killpg, leaders, signal.SIGKILL)
 
 
 def log_tail(path: str, chars: int = 3000) -> str:
