@@ -57,7 +57,7 @@ def _worker(rank, world, port, hosts, transport, compress, queue):
 
 
 def _run(hosts, transport, compress="none"):
-    from tests.cluster.standalone import free_port
+    from zoo.devcluster.processes import free_port
 
     world = len(hosts)
     context = mp.get_context("spawn")
