@@ -28,9 +28,11 @@ def frame_from_arrays(spark, features: np.ndarray, labels: np.ndarray, partition
 
 
 def rows_in_partitions(spark, partitions: list[list[tuple]], schema: str):
-    """A DataFrame whose i-th partition holds exactly `partitions[i]` (possibly empty)."""
-    flat = [(i, row) for i, part in enumerate(partitions) for row in part]
-    rdd = spark.sparkContext.parallelize(flat, len(partitions)).partitionBy(len(partitions), lambda k: k).values()
+    """A DataFrame whose i-th partition holds exactly `partitions[i]` (possibly empty), in order.
+
+    No shuffle: a shuffle may deliver a partition's rows in another order on a cluster, and with
+    shuffling off that order decides each training step's batch."""
+    rdd = spark.sparkContext.parallelize(range(len(partitions)), len(partitions)).flatMap(lambda i: partitions[i])
     return spark.createDataFrame(rdd, schema)
 
 

@@ -42,13 +42,16 @@ def dev_cluster():
 
 
 class EdgeDriver:
-    """tests/multihost/spark_probe.py running as a Spark driver on the edge host; `ask` sends it
-    one command and returns its answer. Its stderr (Spark's log) goes to the cluster's logs."""
+    """A Spark driver program on the edge host (tests/multihost/spark_probe.py unless `script` says
+    otherwise) that answers each command line on stdin with one ``PROBE <json>`` line; `ask` sends
+    it one command and returns its answer. Its stderr (Spark's log) goes to the cluster's logs."""
 
-    def __init__(self, cluster: DevCluster):
-        self.log = os.path.join(cluster.logs_dir, f"probe-driver-{os.getpid()}.log")
+    def __init__(self, cluster: DevCluster, script: str = PROBE, args: list[str] | None = None):
+        name = os.path.splitext(os.path.basename(script))[0]
+        self.log = os.path.join(cluster.logs_dir, f"{name}-driver-{os.getpid()}.log")
+        args = ["--hosts", str(len(cluster.workers))] if args is None else args
         with open(self.log, "wb") as log:
-            self.proc = cluster.edge.popen([sys.executable, PROBE, "--hosts", str(len(cluster.workers))],
+            self.proc = cluster.edge.popen([sys.executable, script, *args],
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
         self._lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -60,9 +63,9 @@ class EdgeDriver:
                 self._lines.put(json.loads(line[len("PROBE "):]))
         self._lines.put(None)  # the driver exited
 
-    def _answer(self) -> dict:
+    def _answer(self, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
         try:
-            answer = self._lines.get(timeout=PROBE_TIMEOUT_S)
+            answer = self._lines.get(timeout=timeout_s)
         except queue.Empty:
             answer = None
         if answer is None:
@@ -70,11 +73,11 @@ class EdgeDriver:
                 pytest.fail(f"The probe driver gave no answer (exit {self.proc.poll()}); its log:\n{log.read()[-6000:]}")
         return answer
 
-    def ask(self, command: str) -> dict:
-        """Send `command` (see spark_probe.py) and wait for the answer."""
+    def ask(self, command: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
+        """Send `command` (see the driver script) and wait up to `timeout_s` for the answer."""
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-        return self._answer()
+        return self._answer(timeout_s)
 
     def close(self) -> None:
         """Stop the driver (its application ends and the executors with it)."""
