@@ -15,6 +15,11 @@ class NotFittedError(ValueError):
     """A model was used before `fit` produced its weights."""
 
 
+class ZooRuntimeError(RuntimeError):
+    """Something went wrong while Zoo ran a job (not the caller's input); the message says what
+    happened and what to change."""
+
+
 class MasterUnreachableError(ConnectionError):
     """The Spark master (or the cluster manager) cannot be reached; the message names the URL tried."""
 

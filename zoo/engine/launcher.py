@@ -19,7 +19,7 @@ import cloudpickle
 
 from zoo.engine.config import TrainingConfig
 from zoo.engine.progress import ProgressClient, ProgressServer
-from zoo.errors import WorkerError, ZooValueError
+from zoo.errors import WorkerError, ZooRuntimeError, ZooValueError
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +253,12 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
         raise WorkerError(sorted(server.failures)) from outcome.get("error")
     if "error" in outcome:
         raise WorkerError([(-1, f"{type(outcome['error']).__name__}: {outcome['error']}")]) from outcome["error"]
+    if len(outcome["rows"]) != 1:
+        raise ZooRuntimeError(
+            f"The fit finished on the workers but its result (the trained weights, about "
+            f"{len(payload) / 2**20:.0f} MB) did not reach the driver: {len(outcome['rows'])} result rows arrived. "
+            f"The driver's log says why; most often the driver JVM ran out of memory (java.lang.OutOfMemoryError): "
+            f"raise spark.driver.memory (init_spark(driver_memory=...)) above a few times the model's size.")
     row = outcome["rows"][0]
     first_step = server.first_step_at or time.time()
     return FitResult(bytes(row["state"]), int(row["epoch"]), int(row["iteration"]), server.history,
