@@ -10,23 +10,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pyspark
 
+from tests.conftest import free_port
+
 SPARK_HOME = os.path.dirname(pyspark.__file__)
 SPARK_CLASS = os.path.join(SPARK_HOME, "bin", "spark-class")
 STARTUP_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StandaloneCluster:
