@@ -101,3 +101,15 @@ def s3(s3_server, monkeypatch):
     name = f"zoo-{uuid.uuid4().hex[:16]}"
     fs.mkdir(name)
     yield S3Bucket(name, f"s3://{name}", s3_server, fs)
+
+
+@pytest.fixture
+def no_s3_credentials(s3, monkeypatch, tmp_path):
+    """The test bucket's server, but no S3 credentials anywhere: not in the environment, not in
+    ~/.aws files, not from instance metadata."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return s3

@@ -24,6 +24,7 @@ import uuid
 from zoo import storage
 from zoo.engine.config import TrainingConfig
 from zoo.storage import NotSharedError
+from zoo.warm_up import wait_for_warm_up
 
 _LOCAL_MASTER = re.compile(r"^local(\[|-cluster\[|$)")
 
@@ -59,6 +60,7 @@ def check_shared_storage(spark, url: str) -> None:
     marker = storage.join(folder, f".zoo-shared-{token}")
     storage.makedirs(folder)
     storage.write_bytes(marker, token.encode())
+    wait_for_warm_up()  # the job needs every task slot at once
     try:
         answers = _visible_on_executors(sc, marker, token, sc.defaultParallelism)
     finally:

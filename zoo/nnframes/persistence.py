@@ -66,8 +66,8 @@ class NNWriter(MLWriter):
         """
         path = storage.resolve(path)
         if not self.shouldOverwrite and storage.exists(path):
-            raise FileExistsError(f"Path {path} already exists. To overwrite it, please use write.overwrite().save(path) "
-                                  f"for Scala and use write().overwrite().save(path) for Java and Python.")
+            raise FileExistsError(f"{path!r} already exists. Save to another path, or replace it with "
+                                  f"stage.write().overwrite().save(path).")
         self.saveImpl(path)
 
     def saveImpl(self, path: str) -> None:

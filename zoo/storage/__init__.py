@@ -45,6 +45,7 @@ from zoo.storage.ops import (
     download,
     exists,
     isdir,
+    list_files,
     listdir,
     makedirs,
     open_file,
@@ -59,7 +60,7 @@ from zoo.storage.urls import basename, default_fs, has_scheme, is_local, join, l
 __all__ = [
     "resolve", "default_fs", "join", "parent", "basename", "scheme_of", "has_scheme", "is_local", "local_path",
     "storage_options", "install_storage_options", "filesystem",
-    "exists", "isdir", "listdir", "makedirs", "remove", "read_bytes", "write_bytes", "open_file", "upload",
+    "exists", "isdir", "listdir", "list_files", "makedirs", "remove", "read_bytes", "write_bytes", "open_file", "upload",
     "download", "staged", "staged_files", "fetch", "default_cache_dir", "check_writable", "check_credentials",
     "StorageError", "InvalidURLError", "CredentialsError", "UnreachableError", "NotWritableError",
     "StorageNotFoundError", "NotSharedError", "FileSystemMissingError",

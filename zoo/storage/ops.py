@@ -130,3 +130,33 @@ def download(url: str, local: str) -> None:
             target = os.path.join(local, *posixpath.relpath(remote, path).split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             fs.get_file(remote, target)
+
+
+def list_files(url: str, recursive: bool = False) -> list[str]:
+    """The URLs of the files at `url`, sorted: `url` itself when it is a file, the files directly
+    in it (or, with `recursive`, anywhere below it) when it is a directory, or the files matching
+    it when it holds a glob pattern (``*``, ``?``, ``[``).
+
+    Raises:
+        StorageNotFoundError: nothing exists at `url` (or nothing matches the pattern).
+    """
+    url = resolve(url)
+    scheme = scheme_of(url)
+    with storage_errors(url, "list"):
+        fs, path = filesystem(url)
+        path = path.rstrip("/") or path
+        if any(c in path for c in "*?["):
+            found = [p for p, info in fs.glob(path, detail=True).items() if info["type"] == "file"]
+        elif fs.isdir(path):
+            listing = fs.find(path, detail=True) if recursive else {i["name"]: i for i in fs.ls(path, detail=True)}
+            found = [p for p, info in listing.items() if info["type"] == "file"]
+        elif fs.exists(path):
+            found = [path]
+        else:
+            raise FileNotFoundError(path)
+        if not found and any(c in path for c in "*?["):
+            raise FileNotFoundError(f"no file matches {path}")
+    # The file system's paths drop the URL's scheme (and, for HDFS, its host): put them back as given.
+    trimmed, stripped = url.rstrip("/"), path.rstrip("/")
+    prefix = trimmed[: len(trimmed) - len(stripped)] if trimmed.endswith(stripped) else f"{scheme}://"
+    return sorted(prefix + p for p in found)
