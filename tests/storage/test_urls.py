@@ -11,6 +11,7 @@ from tests.conftest import subprocess_env
 from zoo import storage
 from zoo.engine import EveryEpoch
 from zoo.engine.config import CheckpointConfig
+from zoo.warm_up import wait_for_warm_up
 
 
 def test_schemes_and_local_paths():
@@ -50,6 +51,7 @@ def test_without_a_spark_context_a_path_is_local():
 @pytest.fixture
 def default_fs(spark):
     """Sets the session's Hadoop fs.defaultFS for one test (as spark.hadoop.fs.defaultFS would)."""
+    wait_for_warm_up()  # no job of init_spark's may run while the default file system is elsewhere
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     before = conf.get("fs.defaultFS")
 
