@@ -3,7 +3,6 @@
 
 import os
 import pathlib
-import socket
 import sys
 import uuid
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+
+from zoo.devcluster.processes import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,9 +33,11 @@ def frame_from_arrays(spark, features: np.ndarray, labels: np.ndarray, partition
 
 
 def rows_in_partitions(spark, partitions: list[list[tuple]], schema: str):
-    """A DataFrame whose i-th partition holds exactly `partitions[i]` (possibly empty)."""
-    flat = [(i, row) for i, part in enumerate(partitions) for row in part]
-    rdd = spark.sparkContext.parallelize(flat, len(partitions)).partitionBy(len(partitions), lambda k: k).values()
+    """A DataFrame whose i-th partition holds exactly `partitions[i]` (possibly empty), in order.
+
+    No shuffle: a shuffle may deliver a partition's rows in another order on a cluster, and with
+    shuffling off that order decides each training step's batch."""
+    rdd = spark.sparkContext.parallelize(range(len(partitions)), len(partitions)).flatMap(lambda i: partitions[i])
     return spark.createDataFrame(rdd, schema)
 
 
@@ -43,13 +46,6 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     PYTHONPATH and this interpreter as PYSPARK_PYTHON and PYSPARK_DRIVER_PYTHON, plus `extra`."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
             "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, **extra}
-
-
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 #: Credentials the moto server accepts (it accepts any); region of its buckets.

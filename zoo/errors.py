@@ -23,6 +23,16 @@ class PackagingError(RuntimeError):
     """The Python environment could not be packed; the message says why and how to fix it."""
 
 
+class DevClusterError(RuntimeError):
+    """The dev cluster (zoo.devcluster) could not start, be reached or be stopped; the message
+    says which step failed, where its log is, and what to do."""
+
+
+class NamespacesUnavailableError(DevClusterError):
+    """This machine cannot make the network and mount namespaces a dev cluster needs (not root, a
+    missing tool, or ``ip netns add`` refused); the message gives the reason."""
+
+
 class WorkerError(RuntimeError):
     """One or more training workers failed; carries each worker's exception and traceback.
 

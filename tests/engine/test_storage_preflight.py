@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import frame_from_arrays, free_port
+from tests.conftest import frame_from_arrays
 from zoo import storage
+from zoo.devcluster.processes import free_port
 from zoo.engine import EveryEpoch, MaxEpoch
 from zoo.engine.storage_preflight import _visible_on_executors, check_shared_storage
 from zoo.nnframes import NNEstimator

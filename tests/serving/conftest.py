@@ -15,8 +15,8 @@ pytest.importorskip("redis", reason="Cluster Serving tests need the serving extr
 pytest.importorskip("fastapi", reason="Cluster Serving tests need the serving extra: pip install 'spark-zoo[serving]'")
 torch = pytest.importorskip("torch")
 
+from zoo.devcluster.processes import free_port  # noqa: E402,F401 - the serving tests import it from here
 from zoo.serving.config import ServingConfig  # noqa: E402
-from tests.conftest import free_port  # noqa: E402,F401 - the serving tests import it from here
 from zoo.serving.worker import ServingWorker, connect_config  # noqa: E402
 
 LOOPBACK = "127.0.0.1"

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from tests.conftest import free_port
 from zoo import storage
+from zoo.devcluster.processes import free_port
 
 
 def test_a_writable_location_passes_and_the_check_leaves_nothing_behind(tmp_path, s3):

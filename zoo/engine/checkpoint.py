@@ -36,7 +36,8 @@ def gather_optimizer_state(optimizer, sharded: bool, buffers: FlatBuffers) -> di
         return state
     per_param = state["state"].get(0, {})
     local = {k: v for k, v in per_param.items() if torch.is_tensor(v) and v.numel() == buffers.shard_size}
-    shards = all_gather_objects(local)
+    # Shards are concatenated in buffer order, which is not rank order under every transport.
+    shards = [state for _, state in sorted(all_gather_objects((buffers.shard_index, local)), key=lambda s: s[0])]
     full = dict(per_param)
     for key in local:
         full[key] = torch.cat([s[key] for s in shards])[: buffers.num_params].clone()

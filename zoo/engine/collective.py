@@ -16,31 +16,34 @@ import datetime
 import logging
 import math
 import os
+import socket
 
 import torch
 import torch.distributed as dist
+
+from zoo.engine.topology import Topology
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 300
 
 
-def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> tuple[int, int, bool]:
+def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> Topology:
     """Join a gloo process group with the other tasks of this barrier stage.
 
-    Returns (rank, world size, whether every worker runs on this host).
+    Returns the fit's `Topology` (this worker's rank and every rank's host).
 
     Rank 0 opens a TCPStore on a free port of its host and shares the address through
-    `BarrierTaskContext.allGather`, so no port is fixed in advance and none is raced for.
+    `BarrierTaskContext.allGather`, so no port is fixed in advance and none is raced for. Gloo
+    binds to the network interface that holds the address Spark knows this executor by (unless
+    GLOO_SOCKET_IFNAME is set), so it never depends on how the host name resolves.
     """
     rank = barrier_context.partitionId()
     infos = barrier_context.getTaskInfos()
     world_size = len(infos)
-    hosts = [info.address.rsplit(":", 1)[0] for info in infos]
+    hosts = tuple(info.address.rsplit(":", 1)[0] for info in infos)
     timeout = datetime.timedelta(seconds=timeout_s)
-    if len(set(hosts)) == 1 and os.path.exists("/sys/class/net/lo"):
-        # Every worker is on this host: keep gloo on loopback whatever the hostname resolves to.
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    _choose_gloo_interface(hosts[rank], single_host=len(set(hosts)) == 1)
     store = None
     if rank == 0:
         store = dist.TCPStore(hosts[0], 0, world_size, is_master=True, timeout=timeout, wait_for_workers=False)
@@ -52,7 +55,55 @@ def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> t
         host, port = master.rsplit(":", 1)
         store = dist.TCPStore(host, int(port), world_size, is_master=False, timeout=timeout)
     dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size, timeout=timeout)
-    return rank, world_size, len(set(hosts)) == 1
+    return Topology(rank, hosts)
+
+
+#: GLOO_SOCKET_IFNAME as the user set it before Zoo chose one (a reused Python worker keeps the
+#: variable Zoo set for an earlier fit, which must not count as the user's choice).
+_USER_GLOO_IFNAME = os.environ.get("GLOO_SOCKET_IFNAME")
+
+
+def _choose_gloo_interface(address: str, single_host: bool) -> None:
+    if _USER_GLOO_IFNAME:
+        os.environ["GLOO_SOCKET_IFNAME"] = _USER_GLOO_IFNAME
+        return
+    if single_host and os.path.exists("/sys/class/net/lo"):
+        # Every worker is on this host: keep gloo on loopback whatever the hostname resolves to.
+        os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+        return
+    interface = interface_with_address(address)
+    if interface is not None:
+        os.environ["GLOO_SOCKET_IFNAME"] = interface
+    else:
+        os.environ.pop("GLOO_SOCKET_IFNAME", None)
+
+
+def interface_with_address(address: str) -> str | None:
+    """The name of this machine's network interface that holds `address` (an IPv4 address or a
+    host name resolving to one), or None when none does or it cannot be told (not Linux)."""
+    try:
+        ip = socket.gethostbyname(address)
+    except OSError:
+        return None
+    if not os.path.isdir("/sys/class/net"):
+        return None
+    for name in sorted(os.listdir("/sys/class/net")):
+        if _ipv4_of(name) == ip:
+            return name
+    return None
+
+
+def _ipv4_of(interface: str) -> str | None:
+    import fcntl
+    import struct
+
+    siocgifaddr = 0x8915
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            packed = fcntl.ioctl(probe.fileno(), siocgifaddr, struct.pack("256s", interface.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
 
 
 def destroy_process_group() -> None:
@@ -75,19 +126,22 @@ class FlatBuffers:
             shard holds padding and the loss slot).
         params, grads: the flat fp32 buffers, `shard_size * world_size` long.
         loss_index: position of the loss slot.
+        shard_index: which shard this worker owns (its rank, unless the transport orders shards
+            otherwise; see `zoo.engine.topology`).
     """
 
-    def __init__(self, num_params: int, rank: int, world_size: int):
+    def __init__(self, num_params: int, rank: int, world_size: int, shard_index: int | None = None):
         self.num_params = num_params
         self.rank = rank
         self.world_size = world_size
+        self.shard_index = rank if shard_index is None else shard_index
         per_worker = math.ceil((num_params + 1) / world_size)
         self.shard_size = math.ceil(per_worker / SHARD_ALIGNMENT_ELEMENTS) * SHARD_ALIGNMENT_ELEMENTS
         padded = self.shard_size * world_size
         self.params = torch.zeros(padded, dtype=torch.float32)
         self.grads = torch.zeros(padded, dtype=torch.float32)
         self.loss_index = num_params
-        self.shard_start = rank * self.shard_size
+        self.shard_start = self.shard_index * self.shard_size
 
     def shard(self, buffer: torch.Tensor) -> torch.Tensor:
         """This worker's shard of `buffer` (a view)."""
@@ -95,7 +149,7 @@ class FlatBuffers:
 
     def owns_loss_slot(self) -> bool:
         """Whether the loss slot falls in this worker's shard."""
-        return self.loss_index // self.shard_size == self.rank
+        return self.loss_index // self.shard_size == self.shard_index
 
     @property
     def local_loss_index(self) -> int:

@@ -9,6 +9,7 @@ output row.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -25,7 +26,7 @@ from zoo.storage import install_storage_options
 logger = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "__zoo_split"
-RESULT_SCHEMA = "state binary, epoch long, iteration long, samples_per_second double"
+RESULT_SCHEMA = "state binary, epoch long, iteration long, samples_per_second double, profile string"
 
 
 @dataclass
@@ -39,6 +40,9 @@ class FitResult:
         startup_s: seconds from the start of the fit to the first training step on the workers.
         duration_s: seconds the whole fit took.
         samples_per_second: steady-state training throughput measured on rank 0 (after step 1).
+        topology: the workers' hosts and the transport chosen (as logged once per fit).
+        profile: per worker (rank order), mean milliseconds per step in each phase (see
+            `zoo.engine.profile`), the first step left out.
     """
 
     model_state: bytes
@@ -48,6 +52,8 @@ class FitResult:
     startup_s: float
     duration_s: float
     samples_per_second: float
+    topology: str = ""
+    profile: list[dict] = dataclasses.field(default_factory=list)
 
 
 def available_slots(spark) -> int:
@@ -120,9 +126,10 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             del arrays
             model, criterion = payload["model"], payload["criterion"]
             adapter = adapter_for(model)
-            rank, world_size, same_host = init_process_group(context)
+            topology = init_process_group(context)
+            rank = topology.rank
             loop = WorkerLoop(adapter, adapter.Trainable(model, criterion), config, train, validation,
-                              rank, world_size, reporter if rank == 0 else None, same_host)
+                              topology, reporter if rank == 0 else None)
             checkpoint = config.checkpoint
             if checkpoint is not None:
                 latest = ckpt.latest_checkpoint(checkpoint.path)
@@ -134,9 +141,9 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
                 state = loop.trainable.state_bytes()
                 yield pa.RecordBatch.from_pydict(
                     {"state": [state], "epoch": [loop.epoch], "iteration": [loop.iteration],
-                     "samples_per_second": [loop.samples_per_second]},
+                     "samples_per_second": [loop.samples_per_second], "profile": [json.dumps(loop.profiles)]},
                     schema=pa.schema([("state", pa.binary()), ("epoch", pa.int64()), ("iteration", pa.int64()),
-                                      ("samples_per_second", pa.float64())]),
+                                      ("samples_per_second", pa.float64()), ("profile", pa.string())]),
                 )
         except BaseException as exc:
             if not _is_peer_failure(exc):
@@ -256,4 +263,5 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     first_step = server.first_step_at or time.time()
     return FitResult(bytes(row["state"]), int(row["epoch"]), int(row["iteration"]), server.history,
                      startup_s=first_step - started, duration_s=time.time() - started,
-                     samples_per_second=float(row["samples_per_second"]))
+                     samples_per_second=float(row["samples_per_second"]), topology=server.topology or "",
+                     profile=json.loads(row["profile"]))

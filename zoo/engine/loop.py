@@ -20,6 +20,9 @@ from zoo.engine import checkpoint as ckpt
 from zoo.engine import shared_memory
 from zoo.engine.collective import FlatBuffers, ShardedAggregator, all_gather_objects, average_tensors
 from zoo.engine.config import TrainingConfig
+from zoo.engine.hierarchical import HierarchicalAggregator
+from zoo.engine.profile import StepProfile
+from zoo.engine.topology import GLOO, HIERARCHICAL, SHARED_MEMORY, Topology
 from zoo.engine.triggers import TrainingState
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,15 @@ class StepPlan:
         return cls(steps, per_worker[rank], np.sum(per_worker, axis=0))
 
 
+def make_aggregator(buffers: FlatBuffers, topology: Topology, transport: str, compression: str):
+    """The gradient aggregator of `transport` (see `zoo.engine.topology`) over `buffers`."""
+    if transport == SHARED_MEMORY:
+        return shared_memory.SharedMemoryAggregator(buffers)
+    if transport == HIERARCHICAL:
+        return HierarchicalAggregator(buffers, topology, compression)
+    return ShardedAggregator(buffers, compression)
+
+
 class WorkerLoop:
     """Trains one worker's model replica in lock step with the others.
 
@@ -82,32 +94,33 @@ class WorkerLoop:
         trainable: the adapter's Trainable (model + criterion).
         config: the fit's TrainingConfig (its validation data is not used here).
         data, validation_data: this worker's samples.
-        rank, world_size: this worker's place in the process group.
+        topology: where every worker runs (chooses the transport; see `zoo.engine.topology`).
         reporter: a ProgressClient (rank 0) or None.
-        same_host: every worker runs on this host (enables the shared-memory transport).
+
+    Attributes:
+        transport: the transport chosen for this fit.
+        profile: where this worker's step time went (see `StepProfile`).
+        profiles: every worker's `StepProfile.summary()` in rank order, once `run` returns.
     """
 
     def __init__(self, adapter, trainable, config: TrainingConfig, data: LocalData,
-                 validation_data: LocalData | None, rank: int, world_size: int, reporter=None,
-                 same_host: bool = False):
+                 validation_data: LocalData | None, topology: Topology, reporter=None):
         self.trainable = trainable
         self.config = config
         self.data = data
         self.validation_data = validation_data
-        self.rank = rank
+        self.topology = topology
+        self.rank = topology.rank
         self.reporter = reporter
-        self.buffers = FlatBuffers(trainable.num_params, rank, world_size)
-        use_shared_memory = (same_host and world_size > 1 and config.transport == "auto"
-                             and shared_memory.supported())
-        if use_shared_memory:
-            self.aggregator = shared_memory.SharedMemoryAggregator(self.buffers)
-        else:
-            self.aggregator = ShardedAggregator(self.buffers, config.gradient_compression)
+        self.transport = topology.transport(config.transport, shared_memory.supported())
+        self.buffers = FlatBuffers(trainable.num_params, topology.rank, topology.world_size,
+                                   topology.shard_index(self.transport))
+        self.aggregator = make_aggregator(self.buffers, topology, self.transport, config.gradient_compression)
         trainable.bind_flat(self.buffers.params, self.buffers.grads)
         shard = adapter.ShardOptimizer(config.optim_method, config.learning_rate,
                                        self.buffers.shard(self.buffers.params))
         self.sharded = shard.elementwise
-        if use_shared_memory:
+        if self.transport != GLOO:
             # Replicated mode all-gathers gradients through the shared weights area: keep weights private.
             self.aggregator.share_buffers(weights=self.sharded)
             trainable.bind_flat(self.buffers.params, self.buffers.grads)
@@ -118,6 +131,8 @@ class WorkerLoop:
         self.start_step = 0
         self.loss = math.nan
         self.samples_per_second = math.nan
+        self.profile = StepProfile()
+        self.profiles: list[dict] = []
 
     # ---- resume -------------------------------------------------------------------------
     def restore(self, directory: str) -> None:
@@ -139,8 +154,10 @@ class WorkerLoop:
         self.buffers.grads.zero_()
         if len(index):
             inputs, target = self.data.batch(index)
+            self.profile.lap("batch")
             loss = self.trainable.train_step(inputs, target, weight)
             self.buffers.grads[self.buffers.loss_index] = loss * weight
+        self.profile.lap("forward_backward")
 
     def _clip(self, grad: torch.Tensor, distributed_norm: bool) -> None:
         if self.config.clip_constant is not None:
@@ -152,10 +169,12 @@ class WorkerLoop:
                 grad.mul_(self.config.clip_l2_norm / (norm + 1e-6))
 
     def _sharded_step(self, index: np.ndarray, weight: float) -> float:
-        b = self.buffers
+        b, profile = self.buffers, self.profile
+        profile.begin()
         self._local_forward_backward(index, weight)
         # Each worker's part of the shard's gradient; the optimizer sums them as it reads them.
         grad_parts = self.aggregator.reduce_scatter_parts()
+        profile.lap("reduce_scatter")
         if b.owns_loss_slot():
             loss = float(grad_parts[:, b.local_loss_index].sum())
             grad_parts[:, b.local_loss_index] = 0.0
@@ -167,21 +186,29 @@ class WorkerLoop:
         if b.owns_loss_slot():
             # The slot is not a weight: overwrite whatever the optimizer did to it.
             values[b.local_loss_index] = loss
+        profile.lap("optimizer")
         self.aggregator.all_gather(values, b.params)
+        profile.lap("all_gather")
         return float(b.params[b.loss_index])
 
     def _replicated_step(self, index: np.ndarray, weight: float) -> float:
-        b = self.buffers
+        b, profile = self.buffers, self.profile
+        profile.begin()
 
         def closure():
             self._local_forward_backward(index, weight)
-            self.aggregator.all_gather(self.aggregator.reduce_scatter_parts().sum(dim=0), b.grads)
+            parts = self.aggregator.reduce_scatter_parts()
+            profile.lap("reduce_scatter")
+            self.aggregator.all_gather(parts.sum(dim=0), b.grads)
+            profile.lap("all_gather")
             loss = float(b.grads[b.loss_index])
             b.grads[b.loss_index] = 0.0
             self._clip(b.grads, distributed_norm=False)
             return loss
 
-        return self.optimizer.step(closure)
+        loss = self.optimizer.step(closure)
+        profile.lap("optimizer")
+        return loss
 
     # ---- validation and checkpoints -----------------------------------------------------
     def validate(self) -> dict[str, float]:
@@ -241,7 +268,9 @@ class WorkerLoop:
             elif hasattr(end, "max_iteration"):
                 total = end.max_iteration
             self.reporter.start(total_iterations=total, iteration=self.iteration,
-                                steps_per_epoch=plan.steps_per_epoch, sharded=self.sharded)
+                                steps_per_epoch=plan.steps_per_epoch, sharded=self.sharded,
+                                transport=self.transport,
+                                topology=self.topology.describe(self.transport, config.gradient_compression))
         step = self._sharded_step if self.sharded else self._replicated_step
         state = TrainingState(self.epoch, self.iteration, self.loss)
         first_step_done, samples_seen = None, 0
@@ -254,6 +283,7 @@ class WorkerLoop:
                 self.loss = step(index, float(plan.local_sizes[s]) / float(plan.global_sizes[s]))
                 if first_step_done is None:
                     first_step_done = time.perf_counter()
+                    self.profile.reset()  # the first step pays one-off warm-up
                 else:
                     samples_seen += int(plan.global_sizes[s])
                 self.iteration += 1
@@ -275,7 +305,9 @@ class WorkerLoop:
         if samples_seen:
             # Steady-state throughput: the first step (warm-up) is left out.
             self.samples_per_second = samples_seen / (time.perf_counter() - first_step_done)
+        self.profile.finish()
         average_tensors(self.trainable.float_buffers())
+        self.profiles = all_gather_objects(self.profile.summary())
 
     def _epoch_order(self) -> np.ndarray:
         if not self.config.shuffle:

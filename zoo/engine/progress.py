@@ -41,6 +41,7 @@ class ProgressServer:
             starts (more than one when Spark retried it and it resumed from a checkpoint).
         failures: (rank, traceback) of every worker that reported an error.
         started_at: wall time when `start` was called; `first_step_at` when the first step arrived.
+        topology: the workers' hosts and transport, as rank 0 reported them (logged once).
     """
 
     def __init__(self, host: str, show_progress: bool = True, tensorboard_dir: str | None = None,
@@ -53,6 +54,7 @@ class ProgressServer:
         self.failures: list[tuple[int, str]] = []
         self.started_at = time.time()
         self.first_step_at: float | None = None
+        self.topology: str | None = None
         self._bar = None
         self._writers: dict[str, object] = {}
         remote = tensorboard_dir is not None and not storage.is_local(tensorboard_dir)
@@ -134,6 +136,9 @@ class ProgressServer:
         with self._lock:
             if kind == "start":
                 self.history.append({"event": "start", "iteration": message.get("iteration", 0)})
+                if message.get("topology") and self.topology is None:
+                    self.topology = message["topology"]
+                    logger.info("Zoo fit topology: %s", self.topology)
                 self._start_bar(message)
             elif kind == "step":
                 self._on_step(message)

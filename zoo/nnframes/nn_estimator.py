@@ -230,6 +230,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         model.fit_startup_s = result.startup_s
         model.fit_duration_s = result.duration_s
         model.fit_samples_per_second = result.samples_per_second
+        model.fit_topology = result.topology
+        model.fit_profile = result.profile
         return model
 
     def _create_model(self, trained, feature_steps, output):
@@ -249,6 +251,9 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         history: per-step training losses and validation results of the fit that made it.
         fit_startup_s, fit_duration_s, fit_samples_per_second: timings of that fit (seconds from
             fit() to the first step, of the whole fit, and steady-state training throughput).
+        fit_topology: the workers' hosts and the gradient transport that fit chose.
+        fit_profile: per worker, mean milliseconds per step in each phase of that fit
+            (see `zoo.engine.profile`).
     """
 
     @keyword_only
