@@ -1,5 +1,6 @@
 """Live progress on the driver: the tqdm bar, the history and worker failures, over real sockets."""
 
+import os
 import time
 
 import numpy as np
@@ -51,3 +52,28 @@ def test_fit_shows_epoch_iteration_loss_and_throughput_on_the_driver(spark, caps
     bar = capsys.readouterr().err
     assert "Zoo fit" in bar and "16/16" in bar, bar[-2000:]
     assert "epoch=2" in bar and "loss=" in bar and "samples_per_s=" in bar
+
+
+def test_tensorboard_events_reach_an_s3_url_at_flush_points_and_at_close(s3, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from zoo import storage
+
+    url = f"{s3.url}/tb/app"
+    server = ProgressServer("127.0.0.1", show_progress=False, tensorboard_dir=url).start()
+    for iteration in range(1, 4):
+        server.handle({"event": "step", "iteration": iteration, "epoch": 0, "loss": 1.0 / iteration,
+                       "losses": [[iteration, 1.0 / iteration]], "samples_per_sec": 100.0})
+    assert s3.keys("tb") == []  # steps alone do not upload until DEFAULT_TENSORBOARD_SYNC_S has passed
+    server.handle({"event": "validation", "iteration": 3, "epoch": 0, "metrics": {"Loss": 0.5}})
+    assert {k.split("/")[2] for k in s3.keys("tb")} == {"train", "validation"}  # a validation is a flush point
+    server.handle({"event": "step", "iteration": 4, "epoch": 1, "loss": 0.2, "losses": [[4, 0.2]],
+                   "samples_per_sec": 100.0})
+    local_events = server._events_dir
+    server.close()
+    assert not os.path.exists(local_events)
+    for split, count in (("train", 4), ("validation", 1)):
+        storage.download(f"{url}/{split}", str(tmp_path / split))
+        events = EventAccumulator(str(tmp_path / split))
+        events.Reload()
+        assert len(events.Scalars("Loss")) == count

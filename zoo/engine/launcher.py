@@ -19,7 +19,9 @@ import cloudpickle
 
 from zoo.engine.config import TrainingConfig
 from zoo.engine.progress import ProgressClient, ProgressServer
+from zoo.engine.storage_preflight import storage_preflight
 from zoo.errors import WorkerError, ZooRuntimeError, ZooValueError
+from zoo.storage import install_storage_options
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
         try:
             payload = cloudpickle.loads(payload_broadcast.value)
             config: TrainingConfig = payload["config"]
+            install_storage_options(config.storage_options)
             cores = int(context.cpus()) if hasattr(context, "cpus") else 1
             torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", cores))))
             torch.manual_seed(config.seed)
@@ -199,6 +202,8 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
 
     Raises:
         WorkerError: a worker failed; carries every failed worker's traceback.
+        StorageError, FileSystemMissingError: the checkpoint or TensorBoard URL is unusable (raised
+            by `storage_preflight` before any Spark job starts).
     """
     started = started or time.time()
     spark = df.sparkSession
@@ -209,6 +214,7 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
             f"stage runs every worker at the same time. Received: numWorkers={config.num_workers}. "
             f"Lower numWorkers or give the cluster more cores."
         )
+    config = storage_preflight(spark, config)
     validation_df = config.validation.data if config.validation else None
     worker_config = dataclasses.replace(
         config, run_id=config.run_id or uuid.uuid4().hex,

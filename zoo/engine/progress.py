@@ -3,6 +3,11 @@
 The driver listens on a TCP port of its own host; workers connect and send JSON lines. Rank 0
 sends training progress; any worker sends its traceback when it fails, so the driver can cancel
 the stage at once instead of waiting for Spark's retries.
+
+TensorBoard events go to a local directory as they come. When the TensorBoard directory is a
+remote URL (hdfs://, s3://), they are written to a local temporary directory and uploaded to the
+URL at flush points (each validation result, and at most every `DEFAULT_TENSORBOARD_SYNC_S`
+seconds of training steps) and when the server closes.
 """
 
 from __future__ import annotations
@@ -10,15 +15,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import traceback
+
+from zoo import storage
 
 logger = logging.getLogger(__name__)
 
 #: Seconds between two progress messages from rank 0 (errors and validation are sent at once).
 DEFAULT_REPORT_INTERVAL_S = 0.25
+#: Seconds between two uploads of TensorBoard events to a remote URL during training steps.
+DEFAULT_TENSORBOARD_SYNC_S = 30.0
 
 
 class ProgressServer:
@@ -46,6 +57,9 @@ class ProgressServer:
         self.topology: str | None = None
         self._bar = None
         self._writers: dict[str, object] = {}
+        remote = tensorboard_dir is not None and not storage.is_local(tensorboard_dir)
+        self._events_dir = tempfile.mkdtemp(prefix="zoo-tensorboard-") if remote else tensorboard_dir
+        self._synced_at = time.time()
         self._lock = threading.Lock()
         self._socket = socket.create_server((host, 0))
         self._socket.settimeout(0.5)
@@ -65,7 +79,8 @@ class ProgressServer:
         return self
 
     def close(self) -> None:
-        """Stop listening, close the bar and flush TensorBoard files."""
+        """Stop listening, close the bar and flush TensorBoard files (uploading them to a remote
+        TensorBoard URL)."""
         self._closed.set()
         self._thread.join(timeout=5)
         self._socket.close()
@@ -77,6 +92,25 @@ class ProgressServer:
                 self._bar.close()
             for writer in self._writers.values():
                 writer.close()
+            self._sync_events(final=True)
+
+    def _sync_events(self, final: bool = False) -> None:
+        """Upload the local TensorBoard events to a remote `tensorboard_dir` (no-op when local);
+        `final` removes the local copy once uploaded."""
+        if self._events_dir == self.tensorboard_dir:
+            return
+        if self._writers:
+            for writer in self._writers.values():
+                writer.flush()
+            try:
+                storage.upload(self._events_dir, self.tensorboard_dir)
+            except Exception:  # noqa: BLE001 - lost logs must not fail the fit; they stay on local disk
+                logger.warning("Could not upload TensorBoard events to %s; they are kept in %s",
+                               self.tensorboard_dir, self._events_dir, exc_info=True)
+                return
+            self._synced_at = time.time()
+        if final:
+            shutil.rmtree(self._events_dir, ignore_errors=True)
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():
@@ -111,6 +145,7 @@ class ProgressServer:
             elif kind == "validation":
                 self.history.append(message)
                 self._scalars("validation", message["iteration"], message["metrics"])
+                self._sync_events()
                 if self._bar is not None:
                     self._bar.write(f"Validation at iteration {message['iteration']}: " + ", ".join(
                         f"{k}={v:.4f}" for k, v in message["metrics"].items()))
@@ -135,6 +170,8 @@ class ProgressServer:
             self.history.append({"event": "step", "iteration": iteration, "epoch": message["epoch"], "loss": loss})
             self._scalars("train", iteration, {"Loss": loss})
         self._scalars("train", message["iteration"], {"Throughput": message["samples_per_sec"]})
+        if time.time() - self._synced_at >= DEFAULT_TENSORBOARD_SYNC_S:
+            self._sync_events()
         if self._bar is not None:
             self._bar.n = message["iteration"]
             self._bar.set_postfix(epoch=message["epoch"] + 1, loss=f"{message['loss']:.4f}",
@@ -148,7 +185,7 @@ class ProgressServer:
         if writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = self._writers[split] = SummaryWriter(os.path.join(self.tensorboard_dir, split))
+            writer = self._writers[split] = SummaryWriter(os.path.join(self._events_dir, split))
         for name, value in values.items():
             writer.add_scalar(name, value, step)
 

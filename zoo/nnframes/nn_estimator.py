@@ -13,9 +13,11 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.sql.types import StructType
 
+from zoo import storage
 from zoo.engine.adapters import adapter_for, copy_model, for_workers
 from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
 from zoo.engine.launcher import available_slots, run_fit
+from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
 from zoo.nnframes import input_checks
@@ -152,10 +154,9 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         return self
 
     def setTensorBoard(self, log_dir, app_name="zoo"):
-        """Write TensorBoard events to `log_dir/app_name/{train,validation}` on the driver."""
-        import os
-
-        self.tensorboard_dir = os.path.join(log_dir, app_name)
+        """Write TensorBoard events to `log_dir/app_name/{train,validation}` on the driver;
+        `log_dir` is a path or URL (a remote one gets the events at flush points and at the end)."""
+        self.tensorboard_dir = storage.join(log_dir, app_name)
         return self
 
     def setShowProgress(self, show):
@@ -193,7 +194,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
             raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
                                 "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
         adapter = adapter_for(self.model)
-        config = self._training_config(df)
+        # Storage first: a bad checkpoint URL fails before the input checks below run Spark jobs.
+        config = storage_preflight(df.sparkSession, self._training_config(df))
         feature_cols, label_col = self.feature_columns(), self.getLabelCol()
         kinds = [column_kind(df, c, "features") for c in feature_cols]
         label_kind = column_kind(df, label_col, "label")
