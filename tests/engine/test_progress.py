@@ -77,3 +77,42 @@ def test_tensorboard_events_reach_an_s3_url_at_flush_points_and_at_close(s3, tmp
         events = EventAccumulator(str(tmp_path / split))
         events.Reload()
         assert len(events.Scalars("Loss")) == count
+
+
+def test_the_trained_weights_reach_the_driver_whole_or_not_at_all():
+    server = ProgressServer("127.0.0.1", show_progress=False).start()
+    try:
+        blob = os.urandom(3 * 2**20 + 17)
+        digest = ProgressClient(server.address, rank=0).send_result(blob)
+        assert server.wait_for_result(digest, timeout_s=30) == blob
+        # A transfer cut short (the worker died mid-send) is never taken for the weights.
+        import hashlib
+        import json
+        import socket
+
+        cut = os.urandom(1000)
+        with socket.create_connection(server.address) as conn:
+            header = {"event": "result", "rank": 0, "size": 2000, "sha1": hashlib.sha1(cut).hexdigest()}
+            conn.sendall((json.dumps(header) + "\n").encode() + cut)
+        assert server.wait_for_result(header["sha1"], timeout_s=1) is None
+    finally:
+        server.close()
+
+
+def test_weights_bigger_than_the_driver_heap_could_copy_reach_the_driver(spark):
+    """The session's driver JVM has Spark's default 1 GB heap; a 38 MB model's weights used to travel
+    as the job's result row and run it out of memory (several copies on the way to Python)."""
+    from zoo.engine import MaxIteration
+
+    torch.manual_seed(0)
+    hidden = 3030  # a 256-3030-3030-10 MLP: 10M parameters
+    model = torch.nn.Sequential(torch.nn.Linear(256, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
+                                torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 256))
+    df = frame_from_arrays(spark, x, np.abs(x[:, :10]).argmax(axis=1), partitions=2)
+    fitted = NNEstimator(model=model, criterion=torch.nn.CrossEntropyLoss(), batchSize=64, endWhen=MaxIteration(2),
+                         numWorkers=2, optimMethod=lambda p: torch.optim.SGD(p, lr=0.1),
+                         label_preprocessing=lambda v: np.int64(v)).setShowProgress(False).fit(df)
+    moved = sum(float((a - b).abs().sum()) for a, b in zip(fitted.model.parameters(), model.parameters()))
+    assert moved > 0, "the fitted model must carry the trained weights, not the initial ones"

@@ -26,7 +26,9 @@ from zoo.storage import install_storage_options
 logger = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "__zoo_split"
-RESULT_SCHEMA = "state binary, epoch long, iteration long, samples_per_second double, profile string"
+#: The stage's one result row. The weights themselves go to the driver over the progress channel
+#: (`ProgressClient.send_result`); the row names them by SHA-1.
+RESULT_SCHEMA = "state_sha1 string, epoch long, iteration long, samples_per_second double, profile string"
 
 
 @dataclass
@@ -138,11 +140,11 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
                     loop.restore(latest)
             loop.run()
             if rank == 0:
-                state = loop.trainable.state_bytes()
+                digest = reporter.send_result(loop.trainable.state_bytes())
                 yield pa.RecordBatch.from_pydict(
-                    {"state": [state], "epoch": [loop.epoch], "iteration": [loop.iteration],
+                    {"state_sha1": [digest], "epoch": [loop.epoch], "iteration": [loop.iteration],
                      "samples_per_second": [loop.samples_per_second], "profile": [json.dumps(loop.profiles)]},
-                    schema=pa.schema([("state", pa.binary()), ("epoch", pa.int64()), ("iteration", pa.int64()),
+                    schema=pa.schema([("state_sha1", pa.string()), ("epoch", pa.int64()), ("iteration", pa.int64()),
                                       ("samples_per_second", pa.float64()), ("profile", pa.string())]),
                 )
         except BaseException as exc:
@@ -244,10 +246,13 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     from pyspark import InheritableThread
 
     thread = InheritableThread(target=collect, name="zoo-fit")
+    state = None
     try:
         thread.start()
         while thread.is_alive():
             thread.join(timeout=0.2)
+        if len(outcome.get("rows", ())) == 1:
+            state = server.wait_for_result(outcome["rows"][0]["state_sha1"])
     except KeyboardInterrupt:
         sc.cancelJobGroup(group)
         thread.join()
@@ -260,14 +265,16 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     if "error" in outcome:
         raise WorkerError([(-1, f"{type(outcome['error']).__name__}: {outcome['error']}")]) from outcome["error"]
     if len(outcome["rows"]) != 1:
-        raise ZooRuntimeError(
-            f"The fit finished on the workers but its result (the trained weights, about "
-            f"{len(payload) / 2**20:.0f} MB) did not reach the driver: {len(outcome['rows'])} result rows arrived. "
-            f"The driver's log says why; most often the driver JVM ran out of memory (java.lang.OutOfMemoryError): "
-            f"raise spark.driver.memory (init_spark(driver_memory=...)) above a few times the model's size.")
+        raise ZooRuntimeError(f"The fit's Spark job returned {len(outcome['rows'])} result rows instead of one "
+                              f"(from rank 0); the driver's log says why.")
     row = outcome["rows"][0]
+    if state is None:
+        raise ZooRuntimeError(
+            f"The fit finished, but rank 0's trained weights (SHA-1 {row['state_sha1']}) did not reach the driver "
+            f"at {server.address[0]}:{server.address[1]}. Executors must be able to open connections to the "
+            f"driver's address (spark.driver.host); check firewalls between them.")
     first_step = server.first_step_at or time.time()
-    return FitResult(bytes(row["state"]), int(row["epoch"]), int(row["iteration"]), server.history,
+    return FitResult(state, int(row["epoch"]), int(row["iteration"]), server.history,
                      startup_s=first_step - started, duration_s=time.time() - started,
                      samples_per_second=float(row["samples_per_second"]), topology=server.topology or "",
                      profile=json.loads(row["profile"]))
