@@ -107,6 +107,33 @@ def test_workers_killed_under_load_lose_no_request(redis_client, redis_server, m
     wait_until(lambda: redis_client.xpending(stream, D.CONSUMER_GROUP)["pending"] == 0, 30, f"no pending. {report}")
 
 
+def test_a_worker_restarted_under_its_name_resumes_the_requests_it_held(redis_client, redis_server, models,
+                                                                         worker_processes):
+    """Nobody reclaims here (claim_idle_ms is 10 minutes): only the restarted worker can answer."""
+    path, reference = models["cnn"]
+    config = make_config(redis_server.url, [{"name": "cnn", "path": path, "batch_size": 64, "max_batch_wait_ms": 60000}],
+                         queue={"claim_idle_ms": 600_000})
+    stream = D.stream_key("cnn")
+    workers = worker_processes(config)
+    workers.start("A")
+    workers.wait_ready(redis_client, "cnn")
+    x = np.random.default_rng(3).random((5, 3, 8, 8), dtype=np.float32)
+    inputs = InputQueue(redis_server.url, "cnn")
+    for i in range(5):
+        inputs.enqueue(f"held-{i}", input=x[i])
+    wait_until(lambda: redis_client.xpending(stream, D.CONSUMER_GROUP)["pending"] == 5, 30, "A to hold 5 requests")
+    workers.kill("A")  # while it waits for its batch of 64 to fill
+    redis_client.delete(D.heartbeat_key("cnn", "A"))
+    workers.start("A")
+    outputs = OutputQueue(redis_server.url, "cnn")
+    got = [outputs.query(f"held-{i}", timeout=30 if i == 0 else 10) for i in range(5)]
+    tally = Tally("a worker killed holding 5 requests, restarted under its name")
+    tally.tried, tally.lost = 5, sum(g is None for g in got)
+    tally.answered = sum(g is not None and close_enough(g, reference(x[i:i + 1])[0]) for i, g in enumerate(got))
+    assert tally.answered == 5, str(tally)
+    assert redis_client.xpending(stream, D.CONSUMER_GROUP)["pending"] == 0
+
+
 def test_a_request_that_kills_its_workers_goes_to_the_dead_letter_stream(redis_client, redis_server, models,
                                                                           worker_processes):
     """The poison request runs slowly (the `gated` model) and a watcher kills whichever worker

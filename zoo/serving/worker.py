@@ -320,12 +320,10 @@ class ServingWorker:
         reply = self.redis.xreadgroup(D.CONSUMER_GROUP, self.consumer, {self.stream: ">" if new else "0"},
                                       count=count, block=block_ms)
         entries = reply[0][1] if reply else []
-        return [entry for entry in entries if entry[1] is not None or self._ack_gone(entry[0])]
-
-    def _ack_gone(self, entry_id: bytes) -> bool:
-        """Acknowledge a pending entry that was trimmed from the stream (nothing to answer)."""
-        self.redis.xack(self.stream, D.CONSUMER_GROUP, entry_id)
-        return False
+        gone = [entry_id for entry_id, fields in entries if fields is None]
+        if gone:  # pending entries trimmed from the stream: nothing left to answer
+            self.redis.xack(self.stream, D.CONSUMER_GROUP, *gone)
+        return [entry for entry in entries if entry[1] is not None]
 
     def _read_batch(self) -> list:
         """Up to ``batch_size`` entries: block for the first, then wait ``max_batch_wait_ms`` at most.
@@ -395,9 +393,9 @@ class ServingWorker:
 
     def _process(self, entries: list, suspect: bool = False) -> None:
         self._lease.hold([entry_id for entry_id, _ in entries])
-        records = [self._decode(entry_id, fields) for entry_id, fields in entries]
-        if suspect:
-            self._dead_letter_exhausted(records)
+        exhausted = self._exhausted(entries) if suspect else {}
+        records = [self._dead_letter(entry_id, fields, exhausted[entry_id]) if entry_id in exhausted
+                   else self._decode(entry_id, fields) for entry_id, fields in entries]
         groups: dict[tuple, list[_Record]] = {}
         for record in records:
             if record.result is None:
@@ -421,22 +419,27 @@ class ServingWorker:
             record.result = {"error": f"Cannot read request: {_error_text(exc)}"}
         return record
 
-    def _dead_letter_exhausted(self, records: list[_Record]) -> None:
-        """Send to the dead-letter stream, with an error result, the entries whose workers died
-        more than ``max_deliveries`` times (the delivery now under way included)."""
-        if not records:
-            return
+    def _exhausted(self, entries: list) -> dict[bytes, int]:
+        """Entry id -> deliveries, for the entries delivered more than ``max_deliveries`` times
+        (the delivery now under way included): their workers kept dying."""
         pipe = self.redis.pipeline(transaction=False)
-        for record in records:
-            pipe.xpending_range(self.stream, D.CONSUMER_GROUP, record.entry_id, record.entry_id, 1)
-        for record, pending in zip(records, pipe.execute()):
-            record.deliveries = deliveries = pending[0]["times_delivered"] if pending else 1
-            if deliveries > self.queue.max_deliveries:
-                record.dead_letter = (f"delivered {deliveries} times (queue.max_deliveries={self.queue.max_deliveries}) "
-                                      f"and every worker holding it died")
-                record.result = {"error": f"The request was {record.dead_letter}; it is not retried again. It was "
-                                          f"moved to the dead-letter stream {D.dead_letter_key(self.model.name)} "
-                                          f"(id {record.entry_id.decode()})."}
+        for entry_id, _ in entries:
+            pipe.xpending_range(self.stream, D.CONSUMER_GROUP, entry_id, entry_id, 1)
+        deliveries = {entry_id: pending[0]["times_delivered"] if pending else 1
+                      for (entry_id, _), pending in zip(entries, pipe.execute())}
+        return {entry_id: n for entry_id, n in deliveries.items() if n > self.queue.max_deliveries}
+
+    def _dead_letter(self, entry_id: bytes, fields: dict, deliveries: int) -> _Record:
+        """A record for an exhausted entry, bound for the dead-letter stream; it is not decoded,
+        since decoding may be what killed its workers."""
+        uri = fields.get(b"uri")
+        reason = (f"delivered {deliveries} times (queue.max_deliveries={self.queue.max_deliveries}) and every "
+                  f"worker holding it died")
+        return _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None,
+                       fields=fields, dead_letter=reason, deliveries=deliveries,
+                       result={"error": f"The request was {reason}; it is not retried again. It was moved to the "
+                                        f"dead-letter stream {D.dead_letter_key(self.model.name)} (id "
+                                        f"{entry_id.decode()})."})
 
     def _predict(self, group: list[_Record]) -> None:
         """Predict records of one input signature together; on failure, one by one to isolate the bad ones."""
@@ -489,10 +492,10 @@ class ServingWorker:
             pipe.expire(key, self.queue.result_ttl_s)
         dead = [record for record in records if record.dead_letter]
         for record in dead:
+            kept = {key.decode(): record.fields[key] for key in (b"uri", b"data", b"t") if key in record.fields}
             pipe.xadd(D.dead_letter_key(self.model.name),
-                      {**record.fields, "id": record.entry_id, "reason": record.dead_letter,
-                       "deliveries": record.deliveries, "dead_lettered_at": repr(now)},
-                      maxlen=D.DEFAULT_DEAD_LETTER_MAX_LENGTH, approximate=True)
+                      {**kept, "id": record.entry_id, "reason": record.dead_letter, "deliveries": record.deliveries,
+                       "dead_lettered_at": repr(now)}, maxlen=D.DEFAULT_DEAD_LETTER_MAX_LENGTH, approximate=True)
         record_batch(pipe, self.model.name, len(records), errors, latencies)
         record_dead_letters(pipe, self.model.name, len(dead))
         ids = [record.entry_id for record in records]
