@@ -10,12 +10,14 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from zoo.serving import InputQueue, OutputQueue
 from zoo.serving import defaults as D
 from zoo.serving.config import ServingConfig, save_config
 
@@ -50,6 +52,72 @@ class Tally:
         return (f"{self.name}: tried {self.tried}, answered {self.answered}, clear errors {self.clear_error}, "
                 f"lost {self.lost}, wrong {self.wrong}, duplicated {self.duplicated}, "
                 f"other failures {len(self.failures)}{shown}")
+
+
+class LoadClients:
+    """Client threads that load a deployment with requests ``r<i>`` (inputs ``x[i]``) and count in
+    ``tally`` what becomes of each: answered right, wrong, lost, or failed."""
+
+    def __init__(self, redis_url: str, model: str, x: np.ndarray, expected: np.ndarray, tally: Tally):
+        self.redis_url, self.model, self.x, self.expected, self.tally = redis_url, model, x, expected, tally
+        self.accepted: list[int] = []
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def record(self, got, indices) -> None:
+        """Count answers ``got`` for requests ``indices`` against the model's own outputs."""
+        with self.lock:
+            for answer, i in zip(got, indices):
+                right = close_enough(answer, self.expected[i])
+                self.tally.answered += right
+                self.tally.wrong += not right
+
+    def enqueue(self, indices) -> None:
+        """`InputQueue.enqueue` each request; the accepted ones are answered later (`collect`)."""
+        with InputQueue(self.redis_url, self.model) as queue:
+            for i in indices:
+                try:
+                    queue.enqueue(f"r{i}", input=self.x[i])
+                except Exception as exc:  # every failure is counted, none is expected
+                    self.tally.fail(f"enqueue r{i}: {type(exc).__name__}: {exc}")
+                    continue
+                with self.lock:
+                    self.accepted.append(i)
+
+    def predict(self, indices, timeout_s: float = 60.0) -> None:
+        """`InputQueue.predict` each request, one after the other."""
+        with InputQueue(self.redis_url, self.model) as queue:
+            for i in indices:
+                try:
+                    got = queue.predict(self.x[i], timeout=timeout_s)
+                except Exception as exc:
+                    self.tally.fail(f"predict {i}: {type(exc).__name__}: {exc}")
+                    continue
+                self.record([got], [i])
+
+    def start(self, *jobs) -> None:
+        """Run each ``(method, indices)`` in a thread of its own."""
+        for job, indices in jobs:
+            self.tally.tried += len(indices)
+            self.threads.append(threading.Thread(target=job, args=(list(indices),), daemon=True))
+            self.threads[-1].start()
+
+    def join(self, timeout_s: float = 180.0) -> None:
+        """Wait for the client threads; fail when one hangs."""
+        for thread in self.threads:
+            thread.join(timeout_s)
+        assert not any(t.is_alive() for t in self.threads), f"client threads hang. {self.tally}"
+
+    def collect(self, timeout_s: float = 60.0) -> None:
+        """Read the result of every accepted request (waiting up to ``timeout_s`` in all)."""
+        deadline = time.monotonic() + timeout_s
+        with OutputQueue(self.redis_url, self.model) as outputs:
+            for i in self.accepted:
+                got = outputs.query(f"r{i}", timeout=max(deadline - time.monotonic(), 0))
+                if got is None:
+                    self.tally.lost += 1
+                else:
+                    self.record([got], [i])
 
 
 def wait_until(predicate, timeout_s: float = 30.0, what: str = "condition", poll_s: float = 0.01):

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from zoo.serving import InputQueue, OutputQueue
+from zoo.serving import InputQueue
 from zoo.serving import defaults as D
 from zoo.serving.config import RedisConfig
 from zoo.serving.errors import RedisUnavailableError, ServingConfigError
@@ -21,7 +21,7 @@ from zoo.serving.metrics import REQUESTS
 from zoo.serving.redis_server import RedisServer
 
 from .conftest import LOOPBACK, WorkerThreads, make_config
-from .faults import Tally, close_enough, restart_redis, wait_until
+from .faults import LoadClients, Tally, close_enough, restart_redis, wait_until
 
 
 @pytest.fixture
@@ -61,16 +61,11 @@ def test_redis_restart_under_load_loses_no_accepted_request(durable_redis, worke
                          queue={"claim_idle_ms": 2000}, http={"timeout_s": 30})
     tally = Tally("Redis killed (-9) and restarted 3 times under load")
     x = np.random.default_rng(0).random((560, 3, 8, 8), dtype=np.float32)
-    expected = reference(x)
-    accepted: list[int] = []
-    lock = threading.Lock()
+    clients = LoadClients(server.url, "cnn", x, reference(x), tally)
 
     # 1. 200 requests wait in the queue (no worker yet) when Redis is killed and restarted
-    inputs = InputQueue(server.url, "cnn")
-    for i in range(200):
-        inputs.enqueue(f"r{i}", input=x[i])
-        accepted.append(i)
-    tally.tried += 200
+    clients.start((clients.enqueue, range(200)))
+    clients.join()
     down_s = [restart_redis(server)]
     client = server.client()
     queued = client.xlen(D.stream_key("cnn"))
@@ -80,80 +75,30 @@ def test_redis_restart_under_load_loses_no_accepted_request(durable_redis, worke
     worker_threads(config, count=2)
     base_url = http_frontend(config)
 
-    def enqueue(indices):
-        with InputQueue(server.url, "cnn") as queue:
-            for i in indices:
-                try:
-                    queue.enqueue(f"r{i}", input=x[i])
-                except Exception as exc:  # every failure is counted, none is expected
-                    tally.fail(f"enqueue r{i}: {type(exc).__name__}: {exc}")
-                    continue
-                with lock:
-                    accepted.append(i)
-
-    def predict(indices):
-        with InputQueue(server.url, "cnn") as queue:
-            for i in indices:
-                try:
-                    got = queue.predict(x[i], timeout=30)
-                except Exception as exc:
-                    tally.fail(f"predict {i}: {type(exc).__name__}: {exc}")
-                    continue
-                with lock:
-                    if close_enough(got, expected[i]):
-                        tally.answered += 1
-                    else:
-                        tally.wrong += 1
-
     def post(indices):
         with httpx.Client(base_url=base_url, timeout=40) as http:
             for first in indices[::2]:
+                pair = [first, first + 1]
                 try:
-                    reply = http.post("/predict", json={"instances": x[first:first + 2].tolist()})
+                    reply = http.post("/predict", json={"instances": x[pair].tolist()})
                 except httpx.HTTPError as exc:
                     tally.fail(f"HTTP {first}: {type(exc).__name__}: {exc}")
                     continue
-                with lock:
-                    if reply.status_code != 200:
-                        tally.fail(f"HTTP {first}: {reply.status_code} {reply.text[:200]}")
-                    elif close_enough(reply.json()["predictions"], expected[first:first + 2]):
-                        tally.answered += 2
-                    else:
-                        tally.wrong += 2
+                if reply.status_code == 200:
+                    clients.record(reply.json()["predictions"], pair)
+                else:
+                    tally.fail(f"HTTP {first}: {reply.status_code} {reply.text[:200]}")
 
-    jobs = [(enqueue, range(200 + k, 440, 3)) for k in range(3)]
-    jobs += [(predict, range(440 + k, 500, 2)) for k in range(2)] + [(post, range(500, 560))]
-    tally.tried += 360
-    threads = [threading.Thread(target=job, args=(list(indices),), daemon=True) for job, indices in jobs]
-    for thread in threads:
-        thread.start()
+    clients.start(*[(clients.enqueue, range(200 + k, 440, 3)) for k in range(3)],
+                  *[(clients.predict, range(440 + k, 500, 2)) for k in range(2)], (post, range(500, 560)))
     for threshold in (280, 360):
-        wait_until(lambda: len(accepted) >= threshold, 120, f"{threshold} accepted requests. {tally}")
+        wait_until(lambda: len(clients.accepted) >= threshold, 120, f"{threshold} accepted requests. {tally}")
         down_s.append(restart_redis(server))
-    for thread in threads:
-        thread.join(180)
-    assert not any(t.is_alive() for t in threads), f"client threads hang. {tally}"
+    clients.join()
 
     # 3. every accepted request has its result, and it is right
-    async_uris = [f"r{i}" for i in accepted]
+    clients.collect()
     client = server.client()
-    keys = [D.result_key("cnn", uri) for uri in async_uris]
-
-    def all_answered():
-        return sum(client.exists(key) for key in keys) == len(keys)
-
-    deadline = time.monotonic() + 60
-    while not all_answered() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    outputs = OutputQueue(server.url, "cnn")
-    for i in accepted:
-        got = outputs.query(f"r{i}")
-        if got is None:
-            tally.lost += 1
-        elif close_enough(got, expected[i]):
-            tally.answered += 1
-        else:
-            tally.wrong += 1
     answered_by_workers = int(client.hget(D.metrics_key("cnn"), REQUESTS) or 0)
     tally.duplicated = answered_by_workers - tally.answered - tally.wrong
     report = f"{tally}; Redis was down {', '.join(f'{s:.2f}' for s in down_s)} s"

@@ -16,7 +16,7 @@ from zoo.serving import defaults as D
 from zoo.serving.metrics import REQUESTS
 
 from .conftest import make_config
-from .faults import Tally, WorkerProcesses, close_enough, png_bomb, wait_until
+from .faults import LoadClients, Tally, WorkerProcesses, close_enough, png_bomb, wait_until
 from .test_client import png_bytes
 
 
@@ -44,38 +44,9 @@ def test_workers_killed_under_load_lose_no_request(redis_client, redis_server, m
     stream = D.stream_key("cnn")
     tally = Tally("2 of 3 workers killed (-9) under load")
     x = np.random.default_rng(0).random((320, 3, 8, 8), dtype=np.float32)
-    expected = reference(x)
-    accepted: list[int] = []
-    lock = threading.Lock()
-
-    def enqueue(indices):
-        with InputQueue(redis_server.url, "cnn") as queue:
-            for i in indices:
-                try:
-                    queue.enqueue(f"r{i}", input=x[i])
-                except Exception as exc:
-                    tally.fail(f"enqueue r{i}: {type(exc).__name__}: {exc}")
-                    continue
-                with lock:
-                    accepted.append(i)
-
-    def predict(indices):
-        with InputQueue(redis_server.url, "cnn") as queue:
-            for i in indices:
-                try:
-                    got = queue.predict(x[i], timeout=60)
-                except Exception as exc:
-                    tally.fail(f"predict {i}: {type(exc).__name__}: {exc}")
-                    continue
-                with lock:
-                    tally.answered += close_enough(got, expected[i])
-                    tally.wrong += not close_enough(got, expected[i])
-
-    jobs = [(enqueue, range(k, 260, 3)) for k in range(3)] + [(predict, range(260 + k, 320, 2)) for k in range(2)]
-    tally.tried = 320
-    threads = [threading.Thread(target=job, args=(list(indices),), daemon=True) for job, indices in jobs]
-    for thread in threads:
-        thread.start()
+    clients = LoadClients(redis_server.url, "cnn", x, reference(x), tally)
+    clients.start(*[(clients.enqueue, range(k, 260, 3)) for k in range(3)],
+                  *[(clients.predict, range(260 + k, 320, 2)) for k in range(2)])
 
     def busy_worker():
         """A live worker that holds requests right now."""
@@ -85,20 +56,11 @@ def test_workers_killed_under_load_lose_no_request(redis_client, redis_server, m
 
     killed = []
     for threshold in (90, 180):
-        wait_until(lambda: len(accepted) >= threshold, 120, f"{threshold} accepted requests. {tally}")
+        wait_until(lambda: len(clients.accepted) >= threshold, 120, f"{threshold} accepted requests. {tally}")
         killed.append(wait_until(busy_worker, 60, "a worker holding requests"))
         workers.kill(killed[-1])
-    for thread in threads:
-        thread.join(180)
-    assert not any(t.is_alive() for t in threads), f"client threads hang. {tally}"
-    outputs = OutputQueue(redis_server.url, "cnn")
-    for i in accepted:
-        got = outputs.query(f"r{i}", timeout=60)
-        if got is None:
-            tally.lost += 1
-        else:
-            tally.answered += close_enough(got, expected[i])
-            tally.wrong += not close_enough(got, expected[i])
+    clients.join()
+    clients.collect()
     tally.duplicated = int(redis_client.hget(D.metrics_key("cnn"), REQUESTS)) - tally.answered - tally.wrong
     report = f"{tally}; killed {killed}"
     print(report)  # the counts, duplicates included, are reported with -rP even when the test passes
