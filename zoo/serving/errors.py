@@ -32,13 +32,15 @@ class QueueFullError(RuntimeError):
         self.requested = requested
         self.limit = limit
         if limit is None:
-            state = f"{length} entries waiting, the configured max_queue_length"
+            state = f"is full ({length} entries waiting, the configured max_queue_length)"
+        elif length >= limit:
+            state = f"is full ({length} of {limit} entries waiting)"
         else:
-            state = (f"{length} of {limit} entries waiting; this request adds {requested}, there is room for "
-                     f"{max(limit - length, 0)}")
+            state = (f"has room for {limit - length} more entries ({length} of {limit} waiting), and this request "
+                     f"adds {requested}")
         super().__init__(
-            f"The request queue of model {model!r} is full ({state}). Retry in {retry_after_s} s, add workers, "
-            f"or raise queue.max_queue_length in config.yaml."
+            f"The request queue of model {model!r} {state}. Retry in {retry_after_s} s, add workers, or raise "
+            f"queue.max_queue_length in config.yaml."
         )
 
     def __reduce__(self):
