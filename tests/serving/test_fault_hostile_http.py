@@ -154,6 +154,7 @@ def test_hostile_requests_get_clear_errors_and_take_nothing_down(hostile_deploym
         else:
             controls.wrong += 2
     report = f"{tally}\n{controls}\nconnection dropped: {client.dropped}"
+    print(report)  # reported with -rP even when the test passes
     assert tally.clear_error == tally.tried and controls.answered == controls.tried, report
     assert not client.dropped, report
 
