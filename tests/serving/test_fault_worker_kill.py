@@ -190,6 +190,7 @@ def test_bombs_are_refused_before_decoding_and_the_worker_does_not_grow(redis_cl
             else:
                 tally.fail(f"{name}: {exc.reason}")
     grown = workers.peak_rss_mb("w") - before
+    print(f"{tally}; the worker's peak memory grew by {grown:.0f} MiB")  # reported with -rP
     assert tally.clear_error == tally.tried, str(tally)
     assert grown < 150, f"the worker's peak memory grew by {grown:.0f} MiB. {tally}"
     assert workers.alive() == ["w"]

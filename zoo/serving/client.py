@@ -152,11 +152,12 @@ class InputQueue(_Queue):
         deadline = time.monotonic() + timeout
         uri = f"sync-{uuid.uuid4().hex}"
         self._send([(uri, encode_request(inputs))], deadline)
-        payload = self._call(lambda: _read_result(self._redis, D.result_key(self.name, uri), deadline), deadline)
+        key = D.result_key(self.name, uri)
+        payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:
             raise ResultTimeoutError(uri, timeout)
-        try:
-            self._redis.delete(D.result_key(self.name, uri))
+        try:  # only now that the value is in hand
+            self._redis.delete(key)
         except UNAVAILABLE:
             pass  # the result expires with its TTL
         value = decode_result(uri, payload)
@@ -165,9 +166,10 @@ class InputQueue(_Queue):
         return value
 
 
-def _read_result(client: Any, key: str, deadline: float) -> bytes | None:
-    """The result at ``key``, waiting until ``deadline``; left in place, so that a reply lost with a
-    broken connection is read again on the retry (BLMOVE of a list onto itself)."""
+def read_result(client: Any, key: str, deadline: float) -> Any:
+    """The result at ``key``, waiting until ``deadline`` (``client`` sync or asyncio). It stays in
+    place (BLMOVE of a list onto itself), so a reply lost with a broken connection is read again
+    on the retry; whoever reads it deletes it once the value is in hand."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return client.lindex(key, 0)
@@ -187,7 +189,7 @@ class OutputQueue(_Queue):
         key = D.result_key(self.name, uri)
         now = time.monotonic()
         deadline = now + timeout
-        payload = self._call(lambda: _read_result(self._redis, key, deadline), max(deadline, now + self.retry_s))
+        payload = self._call(lambda: read_result(self._redis, key, deadline), max(deadline, now + self.retry_s))
         if payload is None:
             return None
         value = decode_result(uri, payload)

@@ -49,11 +49,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.background import BackgroundTask
 
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving import metrics
-from zoo.serving.client import check_enqueued, decode_result, enqueue_args
+from zoo.serving.client import check_enqueued, decode_result, enqueue_args, read_result
 from zoo.serving.config import ModelConfig, ServingConfig, load_config
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, acall_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, RedisUnavailableError
@@ -200,12 +201,15 @@ def create_app(config: ServingConfig) -> FastAPI:
             check_enqueued(name, reply, len(requests), config.queue.retry_after_s)
         except QueueFullError as exc:
             raise HTTPError(503, str(exc), retry_after) from None
-        results = await _wait(state["redis"], name, [uri for uri, _ in requests], config.http.timeout_s, url)
+        uris = [uri for uri, _ in requests]
+        results = await _wait(state["redis"], name, uris, config.http.timeout_s, url)
         body = _answer(requests, results)
         status = 422 if "errors" in body else 200
         state["counts"][(route, status)] += 1
+        # the results are deleted once the answer is on its way, not before it
         return Response(json.dumps(body, separators=(",", ":"), allow_nan=False), status_code=status,
-                        media_type="application/json")
+                        media_type="application/json",
+                        background=BackgroundTask(_forget, state["redis"], [D.result_key(name, u) for u in uris]))
 
     @app.post("/predict")
     @answered
@@ -302,31 +306,26 @@ def _answer(requests: list[tuple[str, bytes]], results: dict[str, bytes]) -> dic
     return body
 
 
-async def _read_result(client: Any, key: str, deadline: float) -> bytes | None:
-    """The result at ``key``, waiting until ``deadline``, left in place (BLMOVE of a list onto
-    itself), so that a reply lost with a broken connection is read again on the retry."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return await client.lindex(key, 0)
-    return await client.blmove(key, key, remaining, "LEFT", "RIGHT")
-
-
 async def _wait(client: Any, model: str, uris: list[str], timeout_s: float, url: str) -> dict[str, bytes]:
     """The result of every uri; 504 at the deadline. Redis outages are retried until then."""
     deadline = time.monotonic() + timeout_s
     results: dict[str, bytes] = {}
     for uri in uris:
         key = D.result_key(model, uri)
-        payload = await acall_with_retry(lambda: _read_result(client, key, deadline), url=url, deadline=deadline)
+        payload = await acall_with_retry(lambda: read_result(client, key, deadline), url=url, deadline=deadline)
         if payload is None:
             raise HTTPError(504, f"No result from model {model!r} within {timeout_s} s for {len(uris) - len(results)} "
                                  f"of {len(uris)} instances. Check `zoo-serving status` for live workers.")
         results[uri] = payload
-    try:
-        await client.delete(*(D.result_key(model, uri) for uri in uris))
-    except UNAVAILABLE:
-        pass  # the results expire with their TTL
     return results
+
+
+async def _forget(client: Any, keys: list[str]) -> None:
+    """Delete results that were answered (best effort: they expire with their TTL anyway)."""
+    try:
+        await client.delete(*keys)
+    except UNAVAILABLE:
+        pass
 
 
 async def _queue_state(client: Any, names: list[str]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
