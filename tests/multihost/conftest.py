@@ -75,8 +75,16 @@ class EdgeDriver:
 
     def ask(self, command: str, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
         """Send `command` (see the driver script) and wait up to `timeout_s` for the answer."""
+        self.send(command)
+        return self.next_answer(timeout_s)
+
+    def send(self, command: str) -> None:
+        """Send `command` without waiting (for commands that answer more than once)."""
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
+
+    def next_answer(self, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
+        """The driver's next answer line (waiting up to `timeout_s`)."""
         return self._answer(timeout_s)
 
     def close(self) -> None:

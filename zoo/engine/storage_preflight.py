@@ -33,14 +33,17 @@ def _visible_on_executors(sc, marker: str, token: str, tasks: int) -> list[tuple
     """(host, saw the token) from each of `tasks` barrier tasks that read the local file `marker`."""
 
     def probe(_):
-        import socket
+        from pyspark import BarrierTaskContext
 
+        context = BarrierTaskContext.get()
+        # The executor's address as Spark knows it: host names may be shared (containers, VMs).
+        host = context.getTaskInfos()[context.partitionId()].address.rsplit(":", 1)[0]
         try:
             with open(marker) as f:
                 seen = f.read() == token
         except OSError:
             seen = False
-        yield socket.gethostname(), seen
+        yield host, seen
 
     return sc.parallelize(range(tasks), tasks).barrier().mapPartitions(probe).collect()
 
