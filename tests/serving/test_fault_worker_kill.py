@@ -34,6 +34,7 @@ def worker_processes(redis_client, tmp_path):
         workers.stop_all()
 
 
+@pytest.mark.slow  # three worker processes and 320 requests: 15-25 s on 2 busy cores
 def test_workers_killed_under_load_lose_no_request(redis_client, redis_server, models, worker_processes):
     path, reference = models["cnn"]
     config = make_config(redis_server.url, [{"name": "cnn", "path": path, "batch_size": 8}],
