@@ -88,6 +88,23 @@ class TwoInputs(torch.nn.Module):
         return a * 2 + b
 
 
+class Gated(torch.nn.Module):
+    """[B, 4] -> x * 2; takes a few hundred milliseconds when a value exceeds 1000, so that a test
+    can see which worker holds such a request (and kill it, as a request that kills workers would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.eye(256) * 0.5)
+
+    def forward(self, x):
+        if bool((x > 1000).any()):
+            y = torch.ones(64, 256)
+            for _ in range(2000):
+                y = torch.tanh(y @ self.weight)
+            return x * 2 + y.sum() * 0
+        return x * 2
+
+
 def _save(module, example, path) -> str:
     torch.manual_seed(0)
     module.eval()
@@ -108,6 +125,9 @@ def models(tmp_path_factory):
         "bytes": (_save(byte_sum, torch.zeros(1, 16, dtype=torch.uint8), folder / "bytes.pt"), byte_sum),
         "two": (_save(two, (torch.zeros(1, 4), torch.zeros(1, 4)), folder / "two.pt"), two),
     }
+    gated = Gated().eval()
+    torch.jit.save(torch.jit.script(gated), str(folder / "gated.pt"))
+    saved["gated"] = (str(folder / "gated.pt"), gated)
 
     def reference(module):
         def run(*arrays):
@@ -116,6 +136,26 @@ def models(tmp_path_factory):
         return run
 
     return {name: (path, reference(module)) for name, (path, module) in saved.items()}
+
+
+@pytest.fixture(scope="session")
+def onnx_models(tmp_path_factory):
+    """name -> path of a float32 ONNX model on [?, 4] (declares its signature): ``double`` (x + x)
+    and ``log`` (log x: NaN and -Infinity for inputs <= 0)."""
+    onnx = pytest.importorskip("onnx", reason="the ONNX models need the inference extra: pip install 'spark-zoo[inference]'")
+    from onnx import TensorProto, helper
+
+    folder = tmp_path_factory.mktemp("serving-onnx")
+    paths = {}
+    for name, node in (("double", helper.make_node("Add", ["x", "x"], ["y"])),
+                       ("log", helper.make_node("Log", ["x"], ["y"]))):
+        graph = helper.make_graph([node], name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        paths[name] = str(folder / f"{name}.onnx")
+        onnx.save(model, paths[name])
+    return paths
 
 
 def make_config(redis_url: str, models: list[dict], **sections) -> ServingConfig:

@@ -51,9 +51,12 @@ def test_init_start_status_stop(tmp_path, models):
         reply = httpx.post(f"http://{LOOPBACK}:{http_port}/predict", json={"instances": x.tolist()}, timeout=20)
         assert reply.status_code == 200, reply.text
         np.testing.assert_allclose(reply.json()["predictions"], reference(x), rtol=1e-4, atol=1e-5)
-        # the managed Redis requires the configured password
+        # the managed Redis requires the configured password, and keeps an append-only file
         with pytest.raises(redis.AuthenticationError):
             redis.Redis(host=LOOPBACK, port=redis_port).ping()
+        managed = redis.Redis(host=LOOPBACK, port=redis_port, password="cli-pw")
+        settings = managed.config_get("append*")
+        assert (settings["appendonly"], settings["appendfsync"]) == ("yes", "everysec")
         assert cli("start", "-c", str(config_path), check=False).returncode == 1  # already running
     finally:
         cli("stop", "-c", str(config_path))
@@ -124,3 +127,30 @@ def test_start_checks_a_model_url_through_the_storage_layer(tmp_path, no_s3_cred
     assert result.returncode == 1
     assert f"Model file(s) ['s3://{s3.name}/none.onnx'] do not exist. Fix `path` in {config_path}" in result.stderr
     assert not (tmp_path / ".zoo-serving" / "state.json").exists()  # nothing was started
+
+
+def test_init_generates_secrets_and_start_refuses_an_open_address(tmp_path):
+    plain = tmp_path / "plain.yaml"
+    cli("init", "-c", str(plain))
+    assert yaml.safe_load(plain.read_text())["http"]["token"] is None
+    secured = tmp_path / "secured.yaml"
+    cli("init", "-c", str(secured), "--secrets")
+    exposed = tmp_path / "exposed.yaml"
+    result = cli("init", "-c", str(exposed), "--host", "0.0.0.0")  # secrets by default off loopback
+    assert "readable by you only" in result.stdout
+    tokens = set()
+    for path, host in ((secured, "127.0.0.1"), (exposed, "0.0.0.0")):
+        config = yaml.safe_load(path.read_text())
+        token, password = config["http"]["token"], config["redis"]["password"]
+        assert len(token) >= 40 and len(password) >= 40 and token != password
+        assert config["http"]["host"] == config["redis"]["host"] == host
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        tokens.add(token)
+        assert token not in result.stdout
+    assert len(tokens) == 2  # fresh secrets each time
+    # a frontend on every interface without a token is refused before anything starts
+    open_config = tmp_path / "open.yaml"
+    open_config.write_text(yaml.safe_dump({"model": {"name": "m", "path": "m.onnx"}, "http": {"host": "0.0.0.0"}}))
+    result = cli("start", "-c", str(open_config), check=False)
+    assert result.returncode == 1 and "http.token" in result.stderr and "allow_insecure" in result.stderr
+    assert not (tmp_path / ".zoo-serving").exists()

@@ -29,6 +29,14 @@ def test_minimal_config_gets_documented_defaults(tmp_path):
     ({"models": [{"name": "m", "path": "p", "image": {"resize": [8]}}]}, "resize"),
     ({"models": [{"name": "m", "path": "p"}], "redis": {"url": "http://x"}}, "redis.url"),
     ({"models": [{"name": "m", "path": "p"}], "queue": {"max_queue_length": -1}}, "max_queue_length"),
+    ({"models": [{"name": "m", "path": "p"}], "redis": {"appendfsync": "sometimes"}}, "appendfsync"),
+    ({"models": [{"name": "m", "path": "p"}], "redis": {"retry_s": -1}}, "retry_s"),
+    ({"models": [{"name": "m", "path": "p"}], "http": {"max_instances_per_request": 0}}, "max_instances_per_request"),
+    ({"models": [{"name": "m", "path": "p", "image": {"max_pixels": 0}}]}, "max_pixels"),
+    ({"models": [{"name": "m", "path": "p", "max_input_elements": 0}]}, "max_input_elements"),
+    # off loopback, secrets are required unless the user says otherwise
+    ({"models": [{"name": "m", "path": "p"}], "http": {"host": "0.0.0.0"}}, r"`http.token` is not set.*allow_insecure"),
+    ({"models": [{"name": "m", "path": "p"}], "redis": {"host": "10.1.2.3"}}, r"`redis.password` is not set"),
 ])
 def test_invalid_values_name_the_field(data, message):
     with pytest.raises(ServingConfigError, match=message):
@@ -51,3 +59,16 @@ def test_model_urls_are_kept_and_relative_paths_resolve_against_the_config(tmp_p
     config = load_config(path)
     assert config.models[0].path == "s3a://bucket/models/a.onnx"
     assert config.models[1].path == str(tmp_path / "models" / "b.onnx")
+
+
+def test_off_loopback_with_secrets_or_an_explicit_opt_out():
+    base = {"models": [{"name": "m", "path": "p"}]}
+    secured = ServingConfig.from_dict({**base, "http": {"host": "0.0.0.0", "token": "t"},
+                                       "redis": {"host": "0.0.0.0", "password": "p"}})
+    assert secured.http.host == secured.redis.host == "0.0.0.0"
+    behind_proxy = ServingConfig.from_dict({**base, "http": {"host": "10.0.0.5", "allow_insecure": True}})
+    assert behind_proxy.http.token is None
+    external = ServingConfig.from_dict({**base, "redis": {"url": "redis://10.0.0.9:6379/0", "host": "10.0.0.9"}})
+    assert external.redis.password is None  # an existing Redis: zoo-serving binds nothing
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert ServingConfig.from_dict({**base, "http": {"host": host}}).http.token is None

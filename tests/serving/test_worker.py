@@ -76,7 +76,7 @@ def test_poison_requests_get_errors_and_the_rest_succeed(redis_client, redis_ser
     for i in range(3):
         np.testing.assert_allclose(outputs.query(f"good{i}", timeout=10), reference(x[i:i + 1])[0], rtol=1e-5, atol=1e-5)
     expected_errors = {"wrong-shape": "Prediction failed", "undecodable": "Cannot read request",
-                       "no-data": "no `data` field", "not-an-image": "not a readable image",
+                       "no-data": "no `data` field", "not-an-image": "takes no images",
                        "wrong-dtype": "Prediction failed"}
     for uri, fragment in expected_errors.items():
         with pytest.raises(PredictionError, match=fragment):

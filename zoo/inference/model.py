@@ -243,8 +243,9 @@ class InferenceModel:
 
         Args:
             inputs: an ndarray (single-input models), a list of ndarrays in input order, or a dict
-                of input name -> ndarray. Batch dimension first. Dtypes are cast when the cast is
-                ``same_kind`` (float64 -> float32); see :attr:`input_signature`.
+                of input name -> ndarray. Batch dimension first. Dtypes are converted when no value
+                changes, and floats are rounded to a narrower float (float64 -> float32); see
+                `zoo.dtypes` and :attr:`input_signature`.
 
         Returns:
             an ndarray for a single-output model, else a list of ndarrays in output order.

@@ -2,8 +2,9 @@
 
 A signature is a list of :class:`TensorSpec`, one per model input. ``predict`` accepts one
 ndarray (single-input models), a list/tuple of ndarrays in input order, or a dict keyed by input
-name. Arrays are cast to the expected dtype when numpy calls the cast ``same_kind`` (float64 ->
-float32, int -> float); other casts (float -> int, str -> float) are errors.
+name. Arrays are converted to the expected dtype by `zoo.dtypes.lossless_cast`: only when no value
+changes (int64 -> float32 up to 2**24, float16 -> float32, whole floats -> int), floats rounded to
+a narrower float (float64 -> float32); anything that would change a value is an error naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from zoo.dtypes import lossless_cast
 from zoo.inference.errors import InferenceInputError
 
 
@@ -117,7 +119,7 @@ def prepare_inputs(data: Any, specs: Sequence[TensorSpec] | None) -> list[np.nda
 
     Raises:
         InferenceInputError: wrong number of inputs, names, rank, a fixed dimension, or a dtype
-            that cannot be cast; the message names the expected signature.
+            conversion that would change a value; the message names the expected signature.
     """
     if specs is None:
         items = list(data) if isinstance(data, (list, tuple)) else ([data] if not isinstance(data, dict) else list(data.values()))
@@ -150,13 +152,14 @@ def prepare_inputs(data: Any, specs: Sequence[TensorSpec] | None) -> list[np.nda
                         f"Expected signature {signature}; received {_received([array])}."
                     )
         if spec.dtype is not None and array.dtype != spec.dtype:
-            if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
+            converted, problem = lossless_cast(array, spec.dtype)
+            if problem is not None:
+                target = np.dtype(spec.dtype).name
                 raise InferenceInputError(
-                    f"Input {spec.name!r} has dtype {array.dtype.name}, which cannot be cast safely to "
-                    f"{np.dtype(spec.dtype).name}. Expected signature {signature}; received "
-                    f"{_received([array])}. Convert it first, e.g. array.astype({np.dtype(spec.dtype).name!r}), "
-                    f"if the values allow it."
+                    f"Input {spec.name!r} has dtype {array.dtype.name} and the model takes {target}, but "
+                    f"{problem}. Expected signature {signature}; received {_received([array])}. Send {target} "
+                    f"values, or convert them yourself (array.astype({target!r})) if that change is intended."
                 )
-            array = array.astype(spec.dtype)
+            array = converted
         arrays.append(np.ascontiguousarray(array))
     return arrays

@@ -9,7 +9,8 @@ init|start|stop|status`` runs a deployment described by a `config.yaml`.
 from zoo.serving.client import InputQueue, OutputQueue
 from zoo.serving.codec import Image, SparseTensor
 from zoo.serving.config import ServingConfig, load_config
-from zoo.serving.errors import InputError, PredictionError, QueueFullError, ResultTimeoutError, ServingConfigError
+from zoo.serving.errors import (InputError, PredictionError, QueueFullError, RedisUnavailableError, ResultTimeoutError,
+                                ServingConfigError)
 
 __all__ = [
     "InputQueue",
@@ -21,6 +22,7 @@ __all__ = [
     "InputError",
     "PredictionError",
     "QueueFullError",
+    "RedisUnavailableError",
     "ResultTimeoutError",
     "ServingConfigError",
 ]

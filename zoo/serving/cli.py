@@ -1,6 +1,8 @@
 """``zoo-serving init|start|stop|status``: run a Cluster Serving deployment from a config.yaml.
 
-- ``init`` writes a commented config.yaml.
+- ``init`` writes a commented config.yaml; ``--host`` binds the frontend and the managed Redis off
+  loopback, ``--secrets`` fills in a random bearer token and Redis password (the default off
+  loopback, where they are required) and makes the file readable by its owner only.
 - ``start`` starts a local redis-server when no ``redis.url`` is configured, then the workers
   (local processes, or one Spark job with ``--master``) and the HTTP frontend, waits until they are
   ready, and records their process ids in ``.zoo-serving/state.json`` beside the config.
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import pathlib
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,7 +26,7 @@ import urllib.request
 from typing import Any
 
 from zoo.serving import defaults as D
-from zoo.serving.config import TEMPLATE, ServingConfig, load_config
+from zoo.serving.config import ServingConfig, is_loopback, load_config, render_template
 from zoo.serving.errors import ServingConfigError
 
 #: Config file the commands use when ``--config`` is not given.
@@ -83,13 +86,23 @@ def _tail(path: str, lines: int = 20) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Write the config template."""
+    """Write the config template (with generated secrets when asked, or when off loopback)."""
     path = pathlib.Path(args.config)
     if path.exists() and not args.force:
         print(f"{path} already exists; pass --force to overwrite it.", file=sys.stderr)
         return 1
-    path.write_text(TEMPLATE)
-    print(f"Wrote {path}. Set models[0].path to your model, then run `zoo-serving start -c {path}`.")
+    with_secrets = args.secrets if args.secrets is not None else not is_loopback(args.host)
+    token = secrets.token_urlsafe(32) if with_secrets else None
+    password = secrets.token_urlsafe(32) if with_secrets else None
+    # a file with secrets is created readable by its owner only, before anything is written to it
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if with_secrets else 0o644)
+    if with_secrets:
+        os.fchmod(fd, 0o600)  # also when --force replaced a file that others could read
+    with os.fdopen(fd, "w") as handle:
+        handle.write(render_template(host=args.host, token=token, password=password))
+    note = (" It holds a generated bearer token (http.token) and Redis password (redis.password): it is readable "
+            "by you only; clients send `Authorization: Bearer <http.token>`.") if with_secrets else ""
+    print(f"Wrote {path}.{note} Set models[0].path to your model, then run `zoo-serving start -c {path}`.")
     return 0
 
 
@@ -150,7 +163,9 @@ def cmd_start(args: argparse.Namespace) -> int:
             data_dir.mkdir(exist_ok=True)
             server = RedisServer(host=config.redis.host, port=config.redis.port, password=config.redis.password,
                                  tls_cert=config.redis.server_tls_cert, tls_key=config.redis.server_tls_key,
-                                 tls_ca_cert=config.redis.tls_ca_cert, data_dir=str(data_dir)).start(detach=True)
+                                 tls_ca_cert=config.redis.tls_ca_cert, data_dir=str(data_dir),
+                                 appendonly=config.redis.appendonly,
+                                 appendfsync=config.redis.appendfsync).start(detach=True)
             state["redis"] = {"role": "redis", "pid": server.pid, "url": server.url,
                               "log": str(data_dir / "redis.log")}
             save()
@@ -158,6 +173,8 @@ def cmd_start(args: argparse.Namespace) -> int:
 
         client = connect_config(config)
         client.ping()
+        if config.redis.url is not None:
+            _warn_without_persistence(client, config.redis.url)
         for model in config.models:
             client.delete(D.stop_key(model.name))
             publish_info(client, model, config.queue)
@@ -202,6 +219,18 @@ def cmd_start(args: argparse.Namespace) -> int:
           f"{[m.name for m in config.models]}, Redis {config.redis.effective_url}"
           + (f", HTTP {state['frontend']['url']}" if "frontend" in state else "") + f". Logs: {folder / 'logs'}")
     return 0
+
+
+def _warn_without_persistence(client: Any, url: str) -> None:
+    """Say so when an external Redis keeps no append-only file: a restart of it loses the queue."""
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly")
+    except Exception:  # CONFIG may be disabled (managed Redis services): nothing to check
+        return
+    if appendonly == "no":
+        print(f"zoo-serving start: warning: the Redis at {url} runs with appendonly no, so a restart of it loses "
+              f"every queued request and result. Turn it on (CONFIG SET appendonly yes, and in its redis.conf) for "
+              f"at-least-once delivery across restarts; see docs/operations.md.", file=sys.stderr)
 
 
 def _stop_state(state: dict[str, Any], config: ServingConfig, timeout_s: float) -> None:
@@ -250,6 +279,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             counters = {k.decode(): v.decode() for k, v in client.hgetall(D.metrics_key(model.name)).items()}
             report["models"].append({"name": model.name, "live_workers": _live_workers(client, model.name),
                                      "queue_length": client.xlen(D.stream_key(model.name)),
+                                     "dead_letters": client.xlen(D.dead_letter_key(model.name)),
                                      "requests": int(counters.get("requests_total", 0)),
                                      "errors": int(counters.get("errors_total", 0))})
         client.close()
@@ -266,7 +296,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {p['role']:<24} pid {p['pid']:<8} {'alive' if p['alive'] else 'dead'}")
         for m in report["models"]:
             print(f"  model {m['name']}: {m['live_workers']} live workers, queue {m['queue_length']}, "
-                  f"{m['requests']} requests, {m['errors']} errors")
+                  f"{m['requests']} requests, {m['errors']} errors, {m['dead_letters']} dead letters")
     return 0 if running else EXIT_NOT_RUNNING
 
 
@@ -280,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="path of config.yaml")
         if name == "init":
             command.add_argument("--force", action="store_true", help="overwrite an existing file")
+            command.add_argument("--host", default=D.DEFAULT_HOST,
+                                 help="address the HTTP frontend and the managed Redis bind (default: loopback)")
+            command.add_argument("--secrets", action=argparse.BooleanOptionalAction, default=None,
+                                 help="write a generated bearer token and Redis password (default: when --host "
+                                      "is not a loopback address)")
         if name == "start":
             command.add_argument("--master", default=None,
                                  help="run the workers as a Spark job on this master (local[4], spark://..., yarn)")

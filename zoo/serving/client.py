@@ -7,6 +7,11 @@
     OutputQueue("redis://127.0.0.1:6379", "my-model").query("req-1")   # None until answered
 
     inputs.predict(np.zeros((3, 32, 32), np.float32), timeout=5)      # synchronous
+
+Every call rides out a Redis restart: while Redis refuses connections (or loads its data) it
+retries with backoff, for ``retry_s`` seconds (`enqueue`, `query`, `dequeue`) or within the
+call's ``timeout`` (`predict`), then raises `RedisUnavailableError`. A request sent while the
+connection broke may be queued twice; results are read without being lost to a broken reply.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from zoo.serving import codec
 from zoo.serving import defaults as D
-from zoo.serving.connection import ENQUEUE_SCRIPT, connect
+from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, call_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, ResultTimeoutError
 
 
@@ -35,6 +40,13 @@ def enqueue_args(uris_and_payloads: list[tuple[str, bytes]], max_queue_length: i
     for uri, payload in uris_and_payloads:
         args.extend((uri, payload, now))
     return args
+
+
+def check_enqueued(model: str, reply: list, requested: int, retry_after_s: int) -> None:
+    """Raise `QueueFullError` when `ENQUEUE_SCRIPT` answered that the request did not fit."""
+    added, length, limit = (int(v) for v in reply)
+    if added == 0:
+        raise QueueFullError(model, length, retry_after_s, requested, limit)
 
 
 def decode_result(uri: str, payload: bytes) -> Any:
@@ -57,12 +69,21 @@ class _Queue:
         tls_ca_cert: str | None = None,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        retry_s: float = D.DEFAULT_REDIS_RETRY_S,
     ):
         if not name:
             raise InputError("Expected the model `name` the queue belongs to (as in config.yaml). Received an empty name.")
+        if not isinstance(retry_s, (int, float)) or retry_s < 0:
+            raise InputError(f"Expected `retry_s` as seconds >= 0. Received retry_s={retry_s!r}.")
         self.name = name
         self.redis_url = redis_url
+        self.retry_s = retry_s
         self._redis = connect(redis_url, password=password, tls_ca_cert=tls_ca_cert, tls_cert=tls_cert, tls_key=tls_key)
+
+    def _call(self, call, deadline: float | None = None):
+        """``call()``, retried while Redis is unavailable until ``deadline`` (default: ``retry_s`` from now)."""
+        return call_with_retry(call, url=self.redis_url,
+                               deadline=time.monotonic() + self.retry_s if deadline is None else deadline)
 
     def close(self) -> None:
         """Close the Redis connections."""
@@ -85,6 +106,7 @@ class InputQueue(_Queue):
         tls_ca_cert: CA file that verifies a ``rediss://`` server.
         tls_cert: client certificate for mutual TLS (with ``tls_key``).
         tls_key: key of ``tls_cert``.
+        retry_s: seconds a call keeps retrying while Redis is unreachable (restarting, loading).
         max_queue_length: limit used while no deployment has published its own.
     """
 
@@ -98,18 +120,19 @@ class InputQueue(_Queue):
         """Queue one request with id ``uri`` and named inputs; returns ``uri``.
 
         Inputs may be numpy arrays, `SparseTensor`, strings, or images (`Image`, ``bytes``,
-        `pathlib.Path`). Raises `QueueFullError` when the queue is at its maximum length.
+        `pathlib.Path`). Raises `QueueFullError` when the queue is at its maximum length, and
+        `RedisUnavailableError` when Redis stayed unreachable for ``retry_s``.
         """
         if not isinstance(uri, str) or not uri:
             raise InputError(f"Expected `uri` as a non-empty string id. Received {uri!r}.")
         self._send([(uri, encode_request(inputs))])
         return uri
 
-    def _send(self, requests: list[tuple[str, bytes]]) -> None:
-        added = self._enqueue(keys=[D.stream_key(self.name), D.info_key(self.name)],
-                              args=enqueue_args(requests, self.max_queue_length))
-        if added < 0:
-            raise QueueFullError(self.name, -added - 1, D.DEFAULT_RETRY_AFTER_S)
+    def _send(self, requests: list[tuple[str, bytes]], deadline: float | None = None) -> None:
+        args = enqueue_args(requests, self.max_queue_length)
+        reply = self._call(lambda: self._enqueue(keys=[D.stream_key(self.name), D.info_key(self.name)], args=args),
+                           deadline)
+        check_enqueued(self.name, reply, len(requests), D.DEFAULT_RETRY_AFTER_S)
 
     def predict(self, inputs: Any, timeout: float = D.DEFAULT_TIMEOUT_S) -> Any:
         """Send one request and wait for its result (synchronous).
@@ -121,19 +144,36 @@ class InputQueue(_Queue):
         Returns:
             The prediction: an array, a list/dict of arrays for multi-output models, or the top-N
             ``[index, score]`` pairs when the model is configured with ``top_n``. Raises
-            `PredictionError` when the worker answered with an error.
+            `PredictionError` when the worker answered with an error, `RedisUnavailableError`
+            when Redis stayed unreachable until the timeout.
         """
         if not isinstance(inputs, dict):
             inputs = {D.DEFAULT_INPUT_NAME: inputs}
+        deadline = time.monotonic() + timeout
         uri = f"sync-{uuid.uuid4().hex}"
-        self._send([(uri, encode_request(inputs))])
-        popped = self._redis.blpop([D.result_key(self.name, uri)], timeout=timeout)
-        if popped is None:
+        self._send([(uri, encode_request(inputs))], deadline)
+        key = D.result_key(self.name, uri)
+        payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
+        if payload is None:
             raise ResultTimeoutError(uri, timeout)
-        value = decode_result(uri, popped[1])
+        try:  # only now that the value is in hand
+            self._redis.delete(key)
+        except UNAVAILABLE:
+            pass  # the result expires with its TTL
+        value = decode_result(uri, payload)
         if isinstance(value, PredictionError):
             raise value
         return value
+
+
+def read_result(client: Any, key: str, deadline: float) -> Any:
+    """The result at ``key``, waiting until ``deadline`` (``client`` sync or asyncio). It stays in
+    place (BLMOVE of a list onto itself), so a reply lost with a broken connection is read again
+    on the retry; whoever reads it deletes it once the value is in hand."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return client.lindex(key, 0)
+    return client.blmove(key, key, remaining, "LEFT", "RIGHT")
 
 
 class OutputQueue(_Queue):
@@ -147,11 +187,9 @@ class OutputQueue(_Queue):
         when the worker answered with an error.
         """
         key = D.result_key(self.name, uri)
-        if timeout > 0:
-            # BLMOVE from a list onto itself is a blocking read that leaves the element in place.
-            payload = self._redis.blmove(key, key, timeout, "LEFT", "RIGHT")
-        else:
-            payload = self._redis.lindex(key, 0)
+        now = time.monotonic()
+        deadline = now + timeout
+        payload = self._call(lambda: read_result(self._redis, key, deadline), max(deadline, now + self.retry_s))
         if payload is None:
             return None
         value = decode_result(uri, payload)
@@ -165,12 +203,15 @@ class OutputQueue(_Queue):
         A request the worker failed maps to a `PredictionError` instance (not raised), so one bad
         request does not hide the others.
         """
-        prefix = D.result_key(self.name, "")
         results: dict[str, Any] = {}
+        self._call(lambda: self._take_results(results))
+        return results
+
+    def _take_results(self, results: dict[str, Any]) -> None:
+        prefix = D.result_key(self.name, "")
         for key in self._redis.scan_iter(match=D.result_pattern(self.name), count=1000):
             payload = self._redis.lpop(key)
             if payload is None:
                 continue
             uri = key.decode()[len(prefix):]
             results[uri] = decode_result(uri, payload)
-        return results

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import pathlib
 import struct
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.dtypes import lossless_cast
 from zoo.serving.errors import InputError
 
 MAGIC = b"ZS\x01"
@@ -230,8 +232,22 @@ def _is_typed_value(obj: dict) -> bool:
     return set(obj) in _TYPED_FORMS
 
 
+def _exact_array(name: str, data: Any, dtype: np.dtype) -> np.ndarray:
+    """``data`` (JSON numbers) as an array of ``dtype``, refused when a value would change."""
+    array, problem = lossless_cast(np.asarray(data), dtype)
+    if problem is not None:
+        raise InputError(
+            f"Input {name!r} cannot be sent as {dtype.name}: {problem}. Send values that {dtype.name} holds "
+            f"exactly, or declare a dtype that does, e.g. {{\"data\": [...], \"dtype\": \"float64\"}}."
+        )
+    return array
+
+
 def value_from_json(name: str, obj: Any) -> Any:
     """Turn one JSON input into a value kind of the codec.
+
+    Numbers are converted by `zoo.dtypes.lossless_cast`: a value the dtype cannot hold exactly
+    (16777217 as float32, 1.5 as int64) is refused, never changed; floats may round.
 
     - nested lists of numbers (or a number): a float32 tensor;
     - ``{"data": [...], "dtype": "int64", "shape": [...]}``: a tensor of that dtype (and shape);
@@ -245,8 +261,7 @@ def value_from_json(name: str, obj: Any) -> Any:
         if isinstance(obj, bool) or obj is None:
             raise InputError(f"Input {name!r} is {obj!r}; expected a number, a list, a string or an object.")
         if isinstance(obj, (int, float, list)):
-            array = np.asarray(obj, dtype=np.float32)
-            return array
+            return _exact_array(name, obj, np.dtype(np.float32))
         if isinstance(obj, dict) and _is_typed_value(obj):
             if "b64" in obj:
                 if not isinstance(obj["b64"], str):
@@ -254,8 +269,10 @@ def value_from_json(name: str, obj: Any) -> Any:
                 return Image.from_base64(obj["b64"])
             if "indices" in obj:
                 return SparseTensor(obj["indices"], np.asarray(obj["values"], dtype=np.float32), tuple(obj["shape"]))
-            array = np.asarray(obj["data"], dtype=np.dtype(obj.get("dtype", "float32")))
-            _check_array(name, array)
+            dtype = np.dtype(obj.get("dtype", "float32"))
+            if dtype.kind not in "biufc":
+                raise InputError(f"Input {name!r} declares dtype {dtype}; expected a numeric or bool dtype.")
+            array = _exact_array(name, obj["data"], dtype)
             if "shape" in obj:
                 array = array.reshape(obj["shape"])
             return array
@@ -279,11 +296,18 @@ def instance_from_json(instance: Any, default_name: str) -> dict[str, Any]:
 
 
 def to_json(value: Any) -> Any:
-    """A result (arrays, numbers, strings, lists, dicts) as plain JSON values."""
+    """A result (arrays, numbers, strings, lists, dicts) as strict JSON values: NaN and
+    ±Infinity, which JSON cannot carry, become ``null`` (`count_non_finite` counts them)."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            plain = value.astype(object)
+            plain[~np.isfinite(value)] = None
+            return plain.tolist()
         return value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
+        return to_json(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
     if isinstance(value, dict):
@@ -293,3 +317,18 @@ def to_json(value: Any) -> Any:
     if isinstance(value, Image):
         return {"b64": base64.b64encode(value.data).decode("ascii")}
     return value
+
+
+def count_non_finite(value: Any) -> int:
+    """How many NaN and ±Infinity numbers a result holds (the values `to_json` sends as null)."""
+    if isinstance(value, np.ndarray):
+        return int(value.size - np.isfinite(value).sum()) if value.dtype.kind == "f" else 0
+    if isinstance(value, (float, np.floating)):
+        return 0 if math.isfinite(value) else 1
+    if isinstance(value, (list, tuple)):
+        return sum(count_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return sum(count_non_finite(v) for v in value.values())
+    if isinstance(value, SparseTensor):
+        return count_non_finite(value.values)
+    return 0

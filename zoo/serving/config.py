@@ -13,6 +13,7 @@ file that ``zoo-serving init`` writes.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import pathlib
 import re
 from dataclasses import dataclass, field
@@ -32,6 +33,24 @@ def _require(ok: bool, message: str) -> None:
         raise ServingConfigError(message)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a service reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name, or 0.0.0.0-style wildcards written otherwise: exposed
+        return False
+
+
+def _number(value: Any, low: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
+
+
+#: ``redis.appendfsync`` values (Redis' own names).
+APPENDFSYNC_POLICIES = ("always", "everysec", "no")
+
+
 @dataclass
 class RedisConfig:
     """Where the request streams and results live.
@@ -48,6 +67,17 @@ class RedisConfig:
         server_tls_cert: with ``url`` empty, the managed server's certificate: it then serves TLS
             only, and every client verifies it against ``tls_ca_cert``.
         server_tls_key: the key of ``server_tls_cert``.
+        appendonly: the managed server logs every write to an append-only file, so queued
+            requests and results survive a restart of Redis (at-least-once). Turn it off only
+            when losing the queue on a restart is acceptable.
+        appendfsync: when the managed server flushes that file to disk: ``everysec`` (default: a
+            crash of redis-server loses nothing acknowledged, a crash of the whole host up to
+            about one second of writes), ``always`` (nothing, at a cost in throughput) or ``no``
+            (the operating system decides, typically within 30 s).
+        retry_s: seconds the HTTP frontend keeps retrying, with backoff, while Redis is
+            unreachable before it answers 503 (the Python client has the same setting).
+        allow_insecure: let the managed server listen on a non-loopback ``host`` without a
+            password (only inside a network nobody else reaches).
     """
 
     url: str | None = None
@@ -59,6 +89,10 @@ class RedisConfig:
     tls_key: str | None = None
     server_tls_cert: str | None = None
     server_tls_key: str | None = None
+    appendonly: bool = True
+    appendfsync: str = D.DEFAULT_APPENDFSYNC
+    retry_s: float = D.DEFAULT_REDIS_RETRY_S
+    allow_insecure: bool = False
 
     def __post_init__(self):
         _require(
@@ -80,6 +114,15 @@ class RedisConfig:
                      "Expected `redis.server_tls_cert`, `redis.server_tls_key` and `redis.tls_ca_cert` together to "
                      f"serve TLS from the managed redis-server. Received server_tls_cert={self.server_tls_cert!r}, "
                      f"server_tls_key={self.server_tls_key!r}, tls_ca_cert={self.tls_ca_cert!r}.")
+        _require(self.appendfsync in APPENDFSYNC_POLICIES,
+                 f"Expected `redis.appendfsync` to be one of {list(APPENDFSYNC_POLICIES)}. Received {self.appendfsync!r}.")
+        _require(isinstance(self.appendonly, bool), f"Expected `redis.appendonly` true or false. Received {self.appendonly!r}.")
+        _require(_number(self.retry_s, 0), f"Expected `redis.retry_s` as seconds >= 0. Received {self.retry_s!r}.")
+        _require(self.url is not None or is_loopback(self.host) or self.password or self.allow_insecure,
+                 f"`redis.host` is {self.host!r}, which is not a loopback address, but `redis.password` is not set: "
+                 f"anyone who reaches port {self.port} could read and write the queues. Set `redis.password` "
+                 f"(`zoo-serving init --secrets` generates one), or set `redis.allow_insecure: true` if nobody "
+                 f"else can reach that network.")
 
     @property
     def effective_url(self) -> str:
@@ -89,7 +132,8 @@ class RedisConfig:
         return self.url or f"{scheme}://{self.host}:{self.port}/0"
 
     def connection_options(self) -> dict[str, Any]:
-        """Keyword arguments of `zoo.serving.connection.connect` for this section."""
+        """Keyword arguments of `zoo.serving.connection.connect` for this section (``retry_s``
+        is not one: callers apply it)."""
         return {"password": self.password, "tls_ca_cert": self.tls_ca_cert, "tls_cert": self.tls_cert,
                 "tls_key": self.tls_key}
 
@@ -105,6 +149,8 @@ class ImageConfig:
         mean: per-channel mean subtracted after scaling, or ``None``.
         std: per-channel std divided by after the mean, or ``None``.
         mode: Pillow mode the image is converted to (``"RGB"`` or ``"L"``).
+        max_pixels: width x height an image may have; larger ones (decompression bombs: a 100 KB
+            PNG can hold 36 million pixels) are refused from their header, before decoding.
     """
 
     resize: list[int] | None = None
@@ -113,6 +159,7 @@ class ImageConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     mode: str = "RGB"
+    max_pixels: int = D.DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self):
         if self.resize is not None:
@@ -128,6 +175,8 @@ class ImageConfig:
             _require(value is None or (isinstance(value, (list, tuple)) and len(value) == channels),
                      f"Expected `image.{key}` as a list of {channels} numbers (mode {self.mode}). Received {value!r}.")
         _require(self.std is None or all(v != 0 for v in self.std), f"`image.std` must not hold 0. Received {self.std!r}.")
+        _require(isinstance(self.max_pixels, int) and not isinstance(self.max_pixels, bool) and self.max_pixels >= 1,
+                 f"Expected `image.max_pixels` as an int >= 1. Received {self.max_pixels!r}.")
 
 
 @dataclass
@@ -143,10 +192,13 @@ class ModelConfig:
         max_batch_wait_ms: how long a worker waits for a batch to fill after its first record.
         workers: worker processes (or Spark tasks) for this model.
         threads_per_worker: intra-op threads of each worker's model.
-        image: image preprocessing, or ``None`` when the model takes no images.
+        image: image preprocessing, or ``None`` when the model takes no images (image inputs are
+            then refused).
         string_max_length: when set, string inputs become uint8 tensors of this length (UTF-8,
             zero padded); when ``None`` they reach the model as numpy string arrays.
         top_n: when set, each output row becomes its ``top_n`` ``[index, value]`` pairs, highest first.
+        max_input_elements: elements a tensor input may hold once decoded (a sparse tensor's dense
+            shape included); larger inputs are refused before they are expanded.
     """
 
     name: str
@@ -158,13 +210,14 @@ class ModelConfig:
     image: ImageConfig | None = None
     string_max_length: int | None = None
     top_n: int | None = None
+    max_input_elements: int = D.DEFAULT_MAX_INPUT_ELEMENTS
 
     def __post_init__(self):
         _require(isinstance(self.name, str) and bool(_NAME.match(self.name)),
                  f"Expected a model `name` of 1-64 letters, digits, '_', '.' or '-'. Received name={self.name!r}.")
         _require(isinstance(self.path, str) and bool(self.path),
                  f"Expected `path` of model {self.name!r} as a file path. Received path={self.path!r}.")
-        for key, low in (("batch_size", 1), ("workers", 1), ("threads_per_worker", 1)):
+        for key, low in (("batch_size", 1), ("workers", 1), ("threads_per_worker", 1), ("max_input_elements", 1)):
             value = getattr(self, key)
             _require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
                      f"Expected `{key}` >= {low} for model {self.name!r}. Received {key}={value!r}.")
@@ -186,7 +239,10 @@ class QueueConfig:
         result_ttl_s: seconds an unread result lives.
         max_queue_length: waiting entries per model above which new requests are refused.
         claim_idle_ms: idle time after which an unacknowledged entry is reclaimed from its worker.
-        max_deliveries: deliveries after which an entry that keeps killing workers gets an error.
+        max_deliveries: deliveries after which an entry whose workers died goes to the model's
+            dead-letter stream, answered with an error (default 2: the batch it came in, then
+            once alone). 1 never lets an entry take down a second worker, but then the other
+            requests of a batch whose worker was killed are not retried either.
         retry_after_s: ``Retry-After`` the HTTP frontend sends with a 503.
     """
 
@@ -210,26 +266,38 @@ class HttpConfig:
     Args:
         host: bind address (loopback by default; set ``0.0.0.0`` deliberately to expose it).
         port: bind port.
-        token: when set, every route but ``/health`` needs ``Authorization: Bearer <token>``.
+        token: when set, every route but ``/health`` (``/docs`` and ``/openapi.json`` too) needs
+            ``Authorization: Bearer <token>``. Required when ``host`` is not a loopback address.
         max_request_bytes: larger request bodies get 413.
+        max_instances_per_request: requests with more instances get 413 before anything is queued.
         timeout_s: seconds ``/predict`` waits for results before answering 504.
         enabled: ``zoo-serving start`` starts the frontend only when true.
+        allow_insecure: serve a non-loopback ``host`` without a token (when a proxy in front
+            authenticates every request).
     """
 
     host: str = D.DEFAULT_HOST
     port: int = D.DEFAULT_HTTP_PORT
     token: str | None = None
     max_request_bytes: int = D.DEFAULT_MAX_REQUEST_BYTES
+    max_instances_per_request: int = D.DEFAULT_MAX_INSTANCES_PER_REQUEST
     timeout_s: float = D.DEFAULT_TIMEOUT_S
     enabled: bool = True
+    allow_insecure: bool = False
 
     def __post_init__(self):
         _require(isinstance(self.port, int) and 0 < self.port < 65536,
                  f"Expected `http.port` in 1..65535. Received port={self.port!r}.")
         _require(isinstance(self.max_request_bytes, int) and self.max_request_bytes >= 1,
                  f"Expected `http.max_request_bytes` >= 1. Received {self.max_request_bytes!r}.")
+        _require(isinstance(self.max_instances_per_request, int) and self.max_instances_per_request >= 1,
+                 f"Expected `http.max_instances_per_request` >= 1. Received {self.max_instances_per_request!r}.")
         _require(isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0,
                  f"Expected `http.timeout_s` > 0. Received {self.timeout_s!r}.")
+        _require(is_loopback(self.host) or self.token or self.allow_insecure or not self.enabled,
+                 f"`http.host` is {self.host!r}, which is not a loopback address, but `http.token` is not set: "
+                 f"anyone who reaches port {self.port} could use the models. Set `http.token` (`zoo-serving init "
+                 f"--secrets` generates one), or set `http.allow_insecure: true` if a proxy in front authenticates.")
 
 
 @dataclass
@@ -315,8 +383,16 @@ def save_config(config: ServingConfig, path: str | pathlib.Path) -> None:
     pathlib.Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-TEMPLATE = f"""\
+def render_template(host: str = D.DEFAULT_HOST, token: str | None = None, password: str | None = None) -> str:
+    """The commented config.yaml that ``zoo-serving init`` writes, binding ``host`` (the HTTP
+    frontend and the managed Redis), with ``token`` and ``password`` filled in when given."""
+
+    def value(secret: str | None) -> str:
+        return "null" if secret is None else f'"{secret}"'
+
+    return f"""\
 # Cluster Serving configuration. Every key but models[].name and models[].path is optional.
+# Guarantees, limits and running off loopback: docs/operations.md.
 models:
   - name: my-model              # routing name: POST /models/my-model/predict, InputQueue(url, "my-model")
     path: ./model.onnx          # TorchScript .pt, ONNX .onnx, OpenVINO .xml or Keras .keras; or s3://, hdfs:// URL
@@ -324,27 +400,39 @@ models:
     max_batch_wait_ms: {D.DEFAULT_MAX_BATCH_WAIT_MS}         # wait this long for a batch to fill
     workers: {D.DEFAULT_NUM_WORKERS}                  # worker processes (or Spark tasks)
     threads_per_worker: {D.DEFAULT_THREADS_PER_WORKER}
-    # image:                    # decode image inputs (bytes / path / base64) into tensors
+    # image:                    # decode image inputs (bytes / path / base64) into tensors; without it images are refused
     #   resize: [224, 224]
     #   layout: CHW
+    #   max_pixels: {D.DEFAULT_MAX_IMAGE_PIXELS}     # larger images are refused from their header (decompression bombs)
     # string_max_length: 128    # strings -> uint8 tensors of this length
     # top_n: 5                  # answer with the 5 best [index, score] pairs
+    # max_input_elements: {D.DEFAULT_MAX_INPUT_ELEMENTS}  # largest decoded tensor (sparse tensors' dense shape too)
 
 redis:
   url: null                     # null: zoo-serving starts a local redis-server on host:port
+  host: {host}
   port: {D.DEFAULT_REDIS_PORT}
-  password: null
+  password: {value(password)}
+  appendonly: true              # queued requests survive a Redis restart (at-least-once)
+  appendfsync: {D.DEFAULT_APPENDFSYNC}         # everysec: a host crash may lose ~1 s; always: nothing, slower
+  retry_s: {D.DEFAULT_REDIS_RETRY_S}                  # the HTTP frontend retries this long while Redis is down, then 503
   # tls_ca_cert: /path/ca.crt   # for rediss:// URLs, and for the managed server's TLS below
   # server_tls_cert: /path/redis.crt  # the managed server serves TLS only (with server_tls_key)
   # server_tls_key: /path/redis.key
 
 queue:
   result_ttl_s: {D.DEFAULT_RESULT_TTL_S}
-  max_queue_length: {D.DEFAULT_MAX_QUEUE_LENGTH}
+  max_queue_length: {D.DEFAULT_MAX_QUEUE_LENGTH}       # requests waiting per model; more get 503 + Retry-After
+  max_deliveries: {D.DEFAULT_MAX_DELIVERIES}             # a request whose workers died this often goes to the dead-letter stream
 
 http:
-  host: {D.DEFAULT_HOST}
+  host: {host}
   port: {D.DEFAULT_HTTP_PORT}
-  token: null                   # set to require "Authorization: Bearer <token>"
+  token: {value(token)}{'' if token else '                   # set to require "Authorization: Bearer <token>" (required off loopback)'}
   max_request_bytes: {D.DEFAULT_MAX_REQUEST_BYTES}
+  max_instances_per_request: {D.DEFAULT_MAX_INSTANCES_PER_REQUEST}
 """
+
+
+#: The config.yaml ``zoo-serving init`` writes by default (loopback, no secrets).
+TEMPLATE = render_template()

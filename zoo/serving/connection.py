@@ -1,30 +1,80 @@
-"""Redis connections of Cluster Serving (plain, password, TLS) and the atomic enqueue script."""
+"""Redis connections of Cluster Serving (plain, password, TLS), the atomic enqueue script, and
+retrying through a Redis outage.
+
+Clients connect with redis-py's own retries turned off: `call_with_retry` (and its asyncio twin)
+is the one retry policy, bounded by a deadline rather than a count, so a call never waits longer
+than its caller's timeout and a sub-second Redis restart is invisible to it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio as _asyncio
+import time
+from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlparse
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
 
-from zoo.serving.errors import ServingConfigError
+from zoo.serving import defaults as D
+from zoo.serving.errors import RedisUnavailableError, ServingConfigError
 
-#: Lua: refuse the whole request when the stream already holds ``max_queue_length`` entries or
-#: more (the limit published by the deployment in the model's info hash wins over the caller's),
-#: otherwise XADD each ``uri, data, t`` triple. Returns the number added, or ``-(length + 1)``.
+T = TypeVar("T")
+
+#: Lua: add the request's ``uri, data, t`` triples only when all of them fit under the queue limit
+#: (the limit the deployment published in the model's info hash wins over the caller's ARGV[1]).
+#: Returns ``{added, length before, limit}``; ``added`` is 0 when the request was refused.
 ENQUEUE_SCRIPT = """
 local limit = tonumber(redis.call('HGET', KEYS[2], 'max_queue_length') or ARGV[1])
 local length = redis.call('XLEN', KEYS[1])
-if length >= limit then
-  return -(length + 1)
-end
 local n = (#ARGV - 1) / 3
+if length + n > limit then
+  return {0, length, limit}
+end
 for i = 0, n - 1 do
   redis.call('XADD', KEYS[1], '*', 'uri', ARGV[2 + 3 * i], 'data', ARGV[3 + 3 * i], 't', ARGV[4 + 3 * i])
 end
-return n
+return {n, length, limit}
 """
+
+#: Errors that mean Redis cannot be reached right now: refused or reset connections, timeouts, and
+#: a server still loading its append-only file after a restart (`redis.BusyLoadingError`).
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+
+#: Pauses between retries: doubling from 20 ms up to 0.5 s, half of each pause random.
+_BACKOFF = EqualJitterBackoff(cap=0.5, base=0.02)
+
+
+def call_with_retry(call: Callable[[], T], *, url: str, deadline: float) -> T:
+    """``call()``; while Redis is unavailable, retry with backoff until ``deadline`` (a
+    `time.monotonic` value), then raise `RedisUnavailableError`."""
+    began, failures = time.monotonic(), 0
+    while True:
+        try:
+            return call()
+        except UNAVAILABLE as exc:
+            failures += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RedisUnavailableError(url, time.monotonic() - began, f"{type(exc).__name__}: {exc}") from exc
+            time.sleep(min(_BACKOFF.compute(failures), remaining))
+
+
+async def acall_with_retry(call: Callable[[], Awaitable[T]], *, url: str, deadline: float) -> T:
+    """`call_with_retry` for coroutines: ``await call()`` with the same retries and deadline."""
+    began, failures = time.monotonic(), 0
+    while True:
+        try:
+            return await call()
+        except UNAVAILABLE as exc:
+            failures += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RedisUnavailableError(url, time.monotonic() - began, f"{type(exc).__name__}: {exc}") from exc
+            await _asyncio.sleep(min(_BACKOFF.compute(failures), remaining))
 
 
 def connect(
@@ -53,8 +103,12 @@ def connect(
         raise ServingConfigError(
             f"Expected a Redis URL starting with redis://, rediss:// or unix://. Received {url!r}."
         )
-    # No read timeout: XREADGROUP BLOCK and BLPOP wait longer than redis-py 8's default of 5 s.
-    options: dict[str, Any] = {"socket_timeout": None}
+    # No read timeout: XREADGROUP BLOCK and BLMOVE wait longer than redis-py 8's default of 5 s.
+    # No retries inside redis-py: callers retry with a deadline (call_with_retry), the workers in
+    # their loop, so one failure is never retried by two layers.
+    no_retries = (redis.asyncio.retry if asyncio else redis.retry).Retry(NoBackoff(), 0)
+    options: dict[str, Any] = {"socket_timeout": None, "socket_connect_timeout": D.DEFAULT_REDIS_CONNECT_TIMEOUT_S,
+                               "retry": no_retries}
     if password is not None:
         options["password"] = password
     if max_connections is not None:

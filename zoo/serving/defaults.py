@@ -23,10 +23,22 @@ DEFAULT_MAX_QUEUE_LENGTH = 10_000
 DEFAULT_CLAIM_IDLE_MS = 10_000
 #: Seconds between two reclaim passes (XAUTOCLAIM) of a worker.
 DEFAULT_CLAIM_INTERVAL_S = 1.0
-#: Deliveries after which an entry that keeps killing workers is answered with an error.
-DEFAULT_MAX_DELIVERIES = 3
+#: Deliveries after which an entry whose workers died goes to the dead-letter stream instead of a
+#: worker: 2 lets it run in the batch it came in, then once alone.
+DEFAULT_MAX_DELIVERIES = 2
+#: Entries a model's dead-letter stream keeps; older ones are trimmed.
+DEFAULT_DEAD_LETTER_MAX_LENGTH = 10_000
 #: Seconds a worker's heartbeat key lives; a worker refreshes it every third of that.
 DEFAULT_HEARTBEAT_TTL_S = 15
+#: Seconds a client call (InputQueue, OutputQueue, the HTTP frontend) keeps retrying, with backoff,
+#: while Redis refuses connections or is loading its data after a restart.
+DEFAULT_REDIS_RETRY_S = 5.0
+#: Seconds a connection attempt to Redis may take before it counts as a failure (and is retried).
+DEFAULT_REDIS_CONNECT_TIMEOUT_S = 5.0
+#: When the managed redis-server fsyncs its append-only file: "everysec" (a crash of the host loses
+#: at most about a second of requests; a crash of redis-server itself loses none), "always"
+#: (nothing, at a cost in throughput) or "no" (the operating system decides).
+DEFAULT_APPENDFSYNC = "everysec"
 #: Port of the Redis server `zoo-serving start` manages when no ``redis.url`` is configured.
 DEFAULT_REDIS_PORT = 6379
 #: Loopback address the managed Redis server and the HTTP frontend bind to by default.
@@ -35,6 +47,13 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 10020
 #: Largest request body the HTTP frontend accepts, in bytes (10 MiB).
 DEFAULT_MAX_REQUEST_BYTES = 10 * 1024 * 1024
+#: Instances one HTTP request may carry; more are refused with 413 before anything is queued.
+DEFAULT_MAX_INSTANCES_PER_REQUEST = 1000
+#: Pixels (width x height) an image input may have; read from its header, refused before decoding.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+#: Elements a tensor input may hold once decoded, a sparse tensor's dense shape included (64 MiB
+#: of float32).
+DEFAULT_MAX_INPUT_ELEMENTS = 16 * 1024 * 1024
 #: Seconds the HTTP frontend and `InputQueue.predict` wait for a result.
 DEFAULT_TIMEOUT_S = 30.0
 #: Seconds a client is told to wait (``Retry-After``) when the queue is full.
@@ -69,6 +88,11 @@ def result_key(model: str, uri: str) -> str:
 def result_pattern(model: str) -> str:
     """SCAN pattern that matches every result key of ``model``."""
     return f"{KEY_PREFIX}:{model}:result:*"
+
+
+def dead_letter_key(model: str) -> str:
+    """Redis stream that keeps the requests of ``model`` whose workers kept dying (poison entries)."""
+    return f"{KEY_PREFIX}:{model}:dead-letter"
 
 
 def info_key(model: str) -> str:

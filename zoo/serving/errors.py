@@ -14,26 +14,60 @@ class InputError(ZooTypeError):
 
 
 class QueueFullError(RuntimeError):
-    """The model's request stream holds ``max_queue_length`` entries; retry after a short wait.
+    """The model's request stream has no room for this request (``max_queue_length``); retry
+    after a short wait.
 
     Attributes:
         model: the model whose queue is full.
         length: the queue length observed.
         retry_after_s: seconds the caller should wait before retrying.
+        requested: the entries this request would have added.
+        limit: the queue's limit (``None`` when unknown).
     """
 
-    def __init__(self, model: str, length: int, retry_after_s: int):
+    def __init__(self, model: str, length: int, retry_after_s: int, requested: int = 1, limit: int | None = None):
         self.model = model
         self.length = length
         self.retry_after_s = retry_after_s
+        self.requested = requested
+        self.limit = limit
+        if limit is None:
+            state = f"is full ({length} entries waiting, the configured max_queue_length)"
+        elif length >= limit:
+            state = f"is full ({length} of {limit} entries waiting)"
+        else:
+            state = (f"has room for {limit - length} more entries ({length} of {limit} waiting), and this request "
+                     f"adds {requested}")
         super().__init__(
-            f"The request queue of model {model!r} is full ({length} entries waiting, the "
-            f"configured max_queue_length). Retry in {retry_after_s} s, add workers, or raise "
+            f"The request queue of model {model!r} {state}. Retry in {retry_after_s} s, add workers, or raise "
             f"queue.max_queue_length in config.yaml."
         )
 
     def __reduce__(self):
-        return (QueueFullError, (self.model, self.length, self.retry_after_s))
+        return (QueueFullError, (self.model, self.length, self.retry_after_s, self.requested, self.limit))
+
+
+class RedisUnavailableError(ConnectionError):
+    """Redis could not be reached (or was still loading its data) for as long as the call retried.
+
+    Attributes:
+        url: the Redis URL.
+        waited_s: how long the call retried.
+        reason: the last error the Redis client reported.
+    """
+
+    def __init__(self, url: str, waited_s: float, reason: str):
+        self.url = url
+        self.waited_s = waited_s
+        self.reason = reason
+        super().__init__(
+            f"Redis at {url} could not be reached for {waited_s:.1f} s ({reason}). Check that redis-server runs "
+            f"(`zoo-serving status`); to wait longer through restarts, raise `redis.retry_s` in config.yaml "
+            f"(InputQueue(..., retry_s=...) for the Python client)."
+        )
+
+    def __reduce__(self):
+        return (RedisUnavailableError, (self.url, self.waited_s, self.reason))
 
 
 class PredictionError(RuntimeError):

@@ -4,22 +4,39 @@ Routes:
 
 - ``POST /predict`` and ``POST /models/{name}/predict``: ``{"instances": [...]}`` -> ``{"predictions": [...]}``.
   ``/predict`` routes to the first model of config.yaml. Each instance is one value or an object of
-  named inputs (see `zoo.serving.codec.value_from_json` for the JSON forms). 503 + ``Retry-After``
-  when the model's queue is full, 413 over ``http.max_request_bytes``, 422 when some instance
-  failed (the others are still answered), 504 on timeout.
-- ``GET /models``: the models, their settings, queue lengths and live workers.
+  named inputs (see `zoo.serving.codec.value_from_json` for the JSON forms).
+- ``GET /models``: the models, their settings, queue lengths, live workers and dead letters.
 - ``GET /metrics``: Prometheus text.
-- ``GET /health``: 200 when Redis answers (never needs the token).
+- ``GET /health``: 200 when Redis answers, else 503 (never needs the token).
+- ``GET /docs`` and ``GET /openapi.json``: the API description (they need the token when one is set).
+
+Answers are strict JSON, errors included (``{"error": message}``):
+
+- 400: the body is not JSON, is nested too deeply, or an instance cannot be read or is refused
+  before queueing (an image over ``image.max_pixels`` or for a model without ``image:``, a tensor
+  over ``max_input_elements``, a number its dtype cannot hold exactly); nothing is queued.
+- 401: missing or wrong bearer token. 404: unknown model.
+- 413: a body over ``http.max_request_bytes``, or more instances than
+  ``http.max_instances_per_request``.
+- 422: some instances failed in the worker (``errors`` lists them; the others are answered).
+- 503 + ``Retry-After``: the queue has no room for the request, or Redis stayed unreachable for
+  ``redis.retry_s`` (the frontend retries with backoff until then).
+- 504: no result within ``http.timeout_s``.
+- 500: anything unexpected (logged); the connection stays usable.
+
+NaN and ±Infinity in a prediction, which JSON cannot carry, are sent as ``null``; a
+``warnings`` list names the instances that held any.
 
 With ``http.token`` set, every route but ``/health`` needs ``Authorization: Bearer <token>``.
-The layer is thin: it encodes, enqueues with the same script as `InputQueue`, and waits on the
-result keys; HTTP errors exist only here.
+The layer is thin: it checks, encodes, enqueues with the same script as `InputQueue`, and waits on
+the result keys; HTTP errors exist only here.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -30,17 +47,23 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.background import BackgroundTask
 
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving import metrics
-from zoo.serving.client import decode_result, enqueue_args
-from zoo.serving.config import ServingConfig, load_config
-from zoo.serving.connection import ENQUEUE_SCRIPT, connect
-from zoo.serving.errors import InputError, PredictionError
+from zoo.serving.client import check_enqueued, decode_result, enqueue_args, read_result
+from zoo.serving.config import ModelConfig, ServingConfig, load_config
+from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, acall_with_retry, connect
+from zoo.serving.errors import InputError, PredictionError, QueueFullError, RedisUnavailableError
+from zoo.serving.processing import check_input
 
 logger = logging.getLogger(__name__)
+
+#: Routes the request counters name as they are (the others are counted as the predict route).
+_ROUTES = ("/predict", "/models", "/metrics", "/health", "/docs", "/openapi.json")
 
 
 class HTTPError(Exception):
@@ -68,26 +91,70 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_instances(body: bytes) -> list[dict[str, Any]]:
+def _parse_instances(body: bytes, model: ModelConfig, config: ServingConfig) -> list[dict[str, Any]]:
+    """The instances of a request body, each checked as the workers would, before anything is queued."""
     try:
         document = json.loads(body)
+    except RecursionError:
+        raise HTTPError(400, "Request body is nested too deeply to read (JSON nested about a thousand levels or "
+                             "more). Send {\"instances\": [...]} with each tensor as nested lists of at most 64 "
+                             "dimensions.") from None
     except ValueError as exc:
         raise HTTPError(400, f"Request body is not valid JSON ({exc}). Send {{\"instances\": [...]}}.") from None
     if not isinstance(document, dict) or not isinstance(document.get("instances"), list) or not document["instances"]:
         raise HTTPError(400, 'Expected a JSON object {"instances": [...]} with at least one instance.')
-    try:
-        return [codec.instance_from_json(instance, D.DEFAULT_INPUT_NAME) for instance in document["instances"]]
-    except InputError as exc:
-        raise HTTPError(400, str(exc)) from None
+    count, cap = len(document["instances"]), config.http.max_instances_per_request
+    if count > cap:
+        raise HTTPError(413, f"The request holds {count} instances; at most {cap} are taken per request "
+                             f"(http.max_instances_per_request). Split it into requests of {cap} or fewer.")
+    if count > config.queue.max_queue_length:
+        raise HTTPError(413, f"The request holds {count} instances, more than the queue ever holds "
+                             f"(queue.max_queue_length={config.queue.max_queue_length}). Split it.")
+    instances = []
+    for index, instance in enumerate(document["instances"]):
+        try:
+            inputs = codec.instance_from_json(instance, D.DEFAULT_INPUT_NAME)
+            for name, value in inputs.items():
+                check_input(name, value, model)
+        except InputError as exc:
+            raise HTTPError(400, f"Instance {index}: {exc}") from None
+        instances.append(inputs)
+    return instances
+
+
+def _json_errors(retry_after_s: int):
+    """A route decorator that answers whatever the route raises as JSON: a Redis outage as 503
+    with ``Retry-After``, anything unexpected as 500 (logged). An exception raised past the route
+    would make the server drop the kept-alive connection."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        async def route(*args, **kwargs):
+            try:
+                return await handler(*args, **kwargs)
+            except HTTPError:
+                raise
+            except RedisUnavailableError as exc:
+                raise HTTPError(503, str(exc), {"Retry-After": str(retry_after_s)}) from None
+            except Exception as exc:  # noqa: BLE001 - the edge: every failure becomes an answer
+                logger.exception("%s failed", handler.__name__)
+                raise HTTPError(500, f"Internal error ({type(exc).__name__}: {exc}). The frontend log has the "
+                                     f"traceback.") from None
+
+        return route
+
+    return decorate
 
 
 def create_app(config: ServingConfig) -> FastAPI:
     """The FastAPI application serving the models of ``config``."""
     state: dict[str, Any] = {"counts": Counter()}
+    url = config.redis.effective_url
+    retry_after = {"Retry-After": str(config.queue.retry_after_s)}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        client = connect(config.redis.effective_url, asyncio=True, **config.redis.connection_options())
+        client = connect(url, asyncio=True, **config.redis.connection_options())
         state["redis"] = client
         state["enqueue"] = client.register_script(ENQUEUE_SCRIPT)
         try:
@@ -95,8 +162,15 @@ def create_app(config: ServingConfig) -> FastAPI:
         finally:
             await client.aclose()
 
-    app = FastAPI(title="Zoo Cluster Serving", lifespan=lifespan)
+    # /docs and /openapi.json are routes of their own below, behind the token
+    app = FastAPI(title="Zoo Cluster Serving", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     models = {m.name: m for m in config.models}
+
+    answered = _json_errors(config.queue.retry_after_s)
+
+    async def redis_call(call):
+        """``await call()``, retried while Redis is unavailable for up to ``redis.retry_s``."""
+        return await acall_with_retry(call, url=url, deadline=time.monotonic() + config.redis.retry_s)
 
     def check_token(request: Request) -> None:
         token = config.http.token
@@ -110,115 +184,163 @@ def create_app(config: ServingConfig) -> FastAPI:
 
     @app.exception_handler(HTTPError)
     async def _http_error(request: Request, exc: HTTPError):
-        state["counts"][(request.url.path if request.url.path in ("/predict", "/models", "/metrics", "/health")
-                         else "/models/{name}/predict", exc.status)] += 1
+        path = request.url.path
+        state["counts"][(path if path in _ROUTES else "/models/{name}/predict", exc.status)] += 1
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     async def predict(request: Request, name: str, route: str) -> Response:
         check_token(request)
         if name not in models:
             raise HTTPError(404, f"No model named {name!r}. Served models: {sorted(models)}.")
-        instances = _parse_instances(await _read_body(request, config.http.max_request_bytes))
+        instances = _parse_instances(await _read_body(request, config.http.max_request_bytes), models[name], config)
         prefix = f"http-{uuid.uuid4().hex}"
         requests = [(f"{prefix}-{i}", codec.encode(inputs)) for i, inputs in enumerate(instances)]
-        added = await state["enqueue"](keys=[D.stream_key(name), D.info_key(name)],
-                                       args=enqueue_args(requests, config.queue.max_queue_length))
-        if added < 0:
-            retry = config.queue.retry_after_s
-            raise HTTPError(503, f"The queue of model {name!r} is full ({-added - 1} requests waiting). "
-                                 f"Retry after {retry} s.", {"Retry-After": str(retry)})
-        results = await _wait(state["redis"], name, [uri for uri, _ in requests], config.http.timeout_s)
-        predictions, errors = [], []
-        for index, (uri, _) in enumerate(requests):
-            value = decode_result(uri, results[uri])
-            if isinstance(value, PredictionError):
-                predictions.append(None)
-                errors.append({"index": index, "error": value.reason})
-            else:
-                predictions.append(codec.to_json(value))
-        body: dict[str, Any] = {"predictions": predictions}
-        status = 200
-        if errors:
-            body["errors"] = errors
-            status = 422
+        args = enqueue_args(requests, config.queue.max_queue_length)
+        reply = await redis_call(lambda: state["enqueue"](keys=[D.stream_key(name), D.info_key(name)], args=args))
+        try:
+            check_enqueued(name, reply, len(requests), config.queue.retry_after_s)
+        except QueueFullError as exc:
+            raise HTTPError(503, str(exc), retry_after) from None
+        uris = [uri for uri, _ in requests]
+        results = await _wait(state["redis"], name, uris, config.http.timeout_s, url)
+        body = _answer(requests, results)
+        status = 422 if "errors" in body else 200
         state["counts"][(route, status)] += 1
-        return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json")
+        # the results are deleted once the answer is on its way, not before it
+        return Response(json.dumps(body, separators=(",", ":"), allow_nan=False), status_code=status,
+                        media_type="application/json",
+                        background=BackgroundTask(_forget, state["redis"], [D.result_key(name, u) for u in uris]))
 
     @app.post("/predict")
+    @answered
     async def predict_default(request: Request):
         return await predict(request, config.models[0].name, "/predict")
 
     @app.post("/models/{name}/predict")
+    @answered
     async def predict_named(request: Request, name: str):
         return await predict(request, name, "/models/{name}/predict")
 
     @app.get("/models")
+    @answered
     async def list_models(request: Request):
         check_token(request)
-        client = state["redis"]
-        lengths, alive = await _queue_state(client, list(models))
+        lengths, alive, dead = await redis_call(lambda: _queue_state(state["redis"], list(models)))
         listed = []
         for name, model in models.items():
             listed.append({
                 "name": name, "path": model.path, "batch_size": model.batch_size,
                 "max_batch_wait_ms": model.max_batch_wait_ms, "workers": model.workers,
-                "live_workers": alive[name], "queue_length": lengths[name], "top_n": model.top_n,
-                "predict": f"/models/{name}/predict",
+                "live_workers": alive[name], "queue_length": lengths[name], "dead_letters": dead[name],
+                "top_n": model.top_n, "predict": f"/models/{name}/predict",
             })
         state["counts"][("/models", 200)] += 1
         return JSONResponse({"models": listed, "default": config.models[0].name})
 
     @app.get("/metrics")
+    @answered
     async def get_metrics(request: Request):
         check_token(request)
-        client = state["redis"]
-        pipe = client.pipeline(transaction=False)
-        for name in models:
-            pipe.hgetall(D.metrics_key(name))
-        raw = dict(zip(models, await pipe.execute()))
-        lengths, alive = await _queue_state(client, list(models))
+
+        async def read():
+            pipe = state["redis"].pipeline(transaction=False)
+            for name in models:
+                pipe.hgetall(D.metrics_key(name))
+            raw = dict(zip(models, await pipe.execute()))
+            return raw, await _queue_state(state["redis"], list(models))
+
+        raw, (lengths, alive, _) = await redis_call(read)
         state["counts"][("/metrics", 200)] += 1
         text = metrics.render(raw, lengths, alive, dict(state["counts"]))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/health")
+    @answered
     async def health(request: Request):
         try:
             await asyncio.wait_for(state["redis"].ping(), timeout=2.0)
         except Exception as exc:  # any Redis failure means unhealthy
             state["counts"][("/health", 503)] += 1
-            return JSONResponse({"status": "unavailable", "error": f"Redis does not answer: {exc}"}, status_code=503)
+            return JSONResponse({"status": "unavailable", "error": f"Redis does not answer: {exc}"}, status_code=503,
+                                headers=retry_after)
         state["counts"][("/health", 200)] += 1
         return JSONResponse({"status": "ok", "models": list(models)})
+
+    @app.get("/openapi.json", include_in_schema=False)
+    @answered
+    async def openapi(request: Request):
+        check_token(request)
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    @answered
+    async def docs(request: Request):
+        check_token(request)
+        # the description is embedded, so the page needs no second, token-less request for it
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title,
+                                   swagger_ui_parameters={"spec": app.openapi()})
 
     return app
 
 
-async def _wait(client: Any, model: str, uris: list[str], timeout_s: float) -> dict[str, bytes]:
-    """Pop the result of every uri (BLPOP), or raise 504 at the deadline."""
-    keys = {D.result_key(model, uri): uri for uri in uris}
-    results: dict[str, bytes] = {}
+def _answer(requests: list[tuple[str, bytes]], results: dict[str, bytes]) -> dict[str, Any]:
+    """The JSON body for the results of one request's instances (strict JSON: no NaN)."""
+    predictions, errors, warnings = [], [], []
+    for index, (uri, _) in enumerate(requests):
+        value = decode_result(uri, results[uri])
+        if isinstance(value, PredictionError):
+            predictions.append(None)
+            errors.append({"index": index, "error": value.reason})
+            continue
+        predictions.append(codec.to_json(value))
+        non_finite = codec.count_non_finite(value)
+        if non_finite:
+            plural = non_finite > 1
+            warnings.append({"index": index, "warning": f"{non_finite} non-finite value{'s' if plural else ''} "
+                                                        f"(NaN or Infinity) {'are' if plural else 'is'} sent as null"})
+    body: dict[str, Any] = {"predictions": predictions}
+    if errors:
+        body["errors"] = errors
+    if warnings:
+        body["warnings"] = warnings
+    return body
+
+
+async def _wait(client: Any, model: str, uris: list[str], timeout_s: float, url: str) -> dict[str, bytes]:
+    """The result of every uri; 504 at the deadline. Redis outages are retried until then."""
     deadline = time.monotonic() + timeout_s
-    while len(results) < len(keys):
-        remaining = deadline - time.monotonic()
-        popped = await client.blpop([k for k, u in keys.items() if u not in results], timeout=max(remaining, 0.01)) \
-            if remaining > 0 else None
-        if popped is None:
-            raise HTTPError(504, f"No result from model {model!r} within {timeout_s} s for {len(keys) - len(results)} "
-                                 f"of {len(keys)} instances. Check `zoo-serving status` for live workers.")
-        results[keys[popped[0].decode()]] = popped[1]
+    results: dict[str, bytes] = {}
+    for uri in uris:
+        key = D.result_key(model, uri)
+        payload = await acall_with_retry(lambda: read_result(client, key, deadline), url=url, deadline=deadline)
+        if payload is None:
+            raise HTTPError(504, f"No result from model {model!r} within {timeout_s} s for {len(uris) - len(results)} "
+                                 f"of {len(uris)} instances. Check `zoo-serving status` for live workers.")
+        results[uri] = payload
     return results
 
 
-async def _queue_state(client: Any, names: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+async def _forget(client: Any, keys: list[str]) -> None:
+    """Delete results that were answered (best effort: they expire with their TTL anyway)."""
+    try:
+        await client.delete(*keys)
+    except UNAVAILABLE:
+        pass
+
+
+async def _queue_state(client: Any, names: list[str]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Queue length, live workers and dead letters of each model."""
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.xlen(D.stream_key(name))
-    lengths = dict(zip(names, await pipe.execute()))
+        pipe.xlen(D.dead_letter_key(name))
+    replies = await pipe.execute()
+    lengths = dict(zip(names, replies[0::2]))
+    dead = dict(zip(names, replies[1::2]))
     alive = {}
     for name in names:
         alive[name] = len([key async for key in client.scan_iter(match=D.heartbeat_pattern(name), count=1000)])
-    return lengths, alive
+    return lengths, alive, dead
 
 
 def serve(config: ServingConfig, host: str | None = None, port: int | None = None) -> None:

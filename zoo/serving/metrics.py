@@ -3,16 +3,23 @@
 Each model's counters live in one Redis hash (`defaults.metrics_key`), so every worker process,
 local or in a Spark task, adds to the same numbers and any frontend reads the whole deployment.
 Histograms are stored cumulatively (one field per ``le`` bucket), as Prometheus exposes them.
+`render` hands them to Prometheus' client library (``prometheus_client``) as metric families,
+which writes the text exposition format.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+
 from zoo.serving import defaults as D
 
 REQUESTS = "requests_total"
 ERRORS = "errors_total"
+DEAD_LETTERS = "dead_letters_total"
 BATCHES = "batch_size_count"
 BATCH_SUM = "batch_size_sum"
 LATENCY_COUNT = "latency_seconds_count"
@@ -46,10 +53,57 @@ def record_batch(pipe: Any, model: str, batch_size: int, errors: int, latencies_
         pipe.hincrby(key, _bucket_field("latency_seconds", "+Inf"), len(latencies))
 
 
+def record_dead_letters(pipe: Any, model: str, count: int) -> None:
+    """Queue on ``pipe`` the HINCRBY that counts ``count`` requests moved to the dead-letter stream."""
+    if count:
+        pipe.hincrby(D.metrics_key(model), DEAD_LETTERS, count)
+
+
 def _number(raw: dict, field: str) -> float:
-    value = raw.get(field.encode(), raw.get(field, 0))
-    value = float(value)
-    return int(value) if value.is_integer() else value
+    return float(raw.get(field.encode(), raw.get(field, 0)))
+
+
+class _Deployment:
+    """A Prometheus collector over the numbers `render` was given (read from Redis per scrape)."""
+
+    def __init__(self, per_model: dict[str, dict], queue_lengths: dict[str, int], workers: dict[str, int],
+                 http_counts: dict[tuple[str, int], int]):
+        self.per_model, self.queue_lengths, self.workers, self.http_counts = per_model, queue_lengths, workers, http_counts
+
+    def collect(self):
+        """The metric families of the deployment."""
+        for name, field, help_text in (
+            ("zoo_serving_requests", REQUESTS, "Requests answered by the workers (successes and errors)."),
+            ("zoo_serving_errors", ERRORS, "Requests answered with an error."),
+            ("zoo_serving_dead_letters", DEAD_LETTERS,
+             "Requests moved to the dead-letter stream after their workers died max_deliveries times."),
+        ):
+            family = CounterMetricFamily(name, help_text, labels=["model"])
+            for model, raw in self.per_model.items():
+                family.add_metric([model], _number(raw, field))
+            yield family
+        for metric, buckets, help_text in (
+            ("batch_size", D.BATCH_SIZE_BUCKETS, "Records per worker batch."),
+            ("latency_seconds", D.LATENCY_BUCKETS_S, "Seconds from enqueue to result written."),
+        ):
+            family = HistogramMetricFamily(f"zoo_serving_{metric}", help_text, labels=["model"])
+            for model, raw in self.per_model.items():
+                counts = [(str(le), _number(raw, _bucket_field(metric, le))) for le in (*buckets, "+Inf")]
+                family.add_metric([model], counts, _number(raw, f"{metric}_sum"))
+            yield family
+        for name, values, help_text in (
+            ("zoo_serving_queue_length", self.queue_lengths, "Requests waiting in the model's stream (read or not yet)."),
+            ("zoo_serving_workers", self.workers, "Workers with a fresh heartbeat."),
+        ):
+            family = GaugeMetricFamily(name, help_text, labels=["model"])
+            for model, value in values.items():
+                family.add_metric([model], value)
+            yield family
+        family = CounterMetricFamily("zoo_serving_http_requests", "HTTP requests answered by this frontend, by route "
+                                     "and status.", labels=["route", "code"])
+        for (route, code), count in sorted(self.http_counts.items()):
+            family.add_metric([route, str(code)], count)
+        yield family
 
 
 def render(per_model: dict[str, dict], queue_lengths: dict[str, int], workers: dict[str, int],
@@ -62,46 +116,17 @@ def render(per_model: dict[str, dict], queue_lengths: dict[str, int], workers: d
         workers: model name -> live workers (fresh heartbeats).
         http_counts: ``(route, status code)`` -> requests the frontend answered.
     """
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-
-    family("zoo_serving_requests_total", "counter", "Requests answered by the workers (successes and errors).")
-    for model, raw in per_model.items():
-        lines.append(f'zoo_serving_requests_total{{model="{model}"}} {_number(raw, REQUESTS)}')
-    family("zoo_serving_errors_total", "counter", "Requests answered with an error.")
-    for model, raw in per_model.items():
-        lines.append(f'zoo_serving_errors_total{{model="{model}"}} {_number(raw, ERRORS)}')
-    for metric, buckets, help_text in (
-        ("batch_size", D.BATCH_SIZE_BUCKETS, "Records per worker batch."),
-        ("latency_seconds", D.LATENCY_BUCKETS_S, "Seconds from enqueue to result written."),
-    ):
-        name = f"zoo_serving_{metric}"
-        family(name, "histogram", help_text)
-        for model, raw in per_model.items():
-            for le in (*buckets, "+Inf"):
-                lines.append(f'{name}_bucket{{model="{model}",le="{le}"}} {_number(raw, _bucket_field(metric, le))}')
-            lines.append(f'{name}_sum{{model="{model}"}} {_number(raw, f"{metric}_sum")}')
-            lines.append(f'{name}_count{{model="{model}"}} {_number(raw, f"{metric}_count")}')
-    family("zoo_serving_queue_length", "gauge", "Requests waiting in the model's stream (read or not yet).")
-    for model, length in queue_lengths.items():
-        lines.append(f'zoo_serving_queue_length{{model="{model}"}} {length}')
-    family("zoo_serving_workers", "gauge", "Workers with a fresh heartbeat.")
-    for model, count in workers.items():
-        lines.append(f'zoo_serving_workers{{model="{model}"}} {count}')
-    family("zoo_serving_http_requests_total", "counter", "HTTP requests answered by this frontend, by route and status.")
-    for (route, code), count in sorted(http_counts.items()):
-        lines.append(f'zoo_serving_http_requests_total{{route="{route}",code="{code}"}} {count}')
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Deployment(per_model, queue_lengths, workers, http_counts))
+    return generate_latest(registry).decode()
 
 
 def parse(text: str) -> dict[str, float]:
-    """Samples of a Prometheus text exposition as ``{'name{labels}': value}`` (for tests and status)."""
+    """Samples of a Prometheus text exposition as ``{'name{labels}': value}``, labels sorted by
+    name (for tests and status)."""
     samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples

@@ -1,8 +1,11 @@
 """A local ``redis-server`` that Cluster Serving starts, watches and stops itself.
 
 `zoo-serving start` uses one when config.yaml names no ``redis.url``; the tests use one on a free
-loopback port. Persistence is off (requests and results are transient). The password and TLS
-settings go into a private config file (mode 0600), never onto the command line.
+loopback port. It keeps an append-only file (AOF, fsynced every second by default) in its data
+folder, so the queued requests, their delivery state and the results survive a restart of Redis:
+that is what makes Cluster Serving at-least-once across restarts (see docs/operations.md). RDB
+snapshots are off. The password and TLS settings go into a private config file (mode 0600), never
+onto the command line.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import redis
 
 from zoo.serving import defaults as D
+from zoo.serving.config import APPENDFSYNC_POLICIES
 from zoo.serving.errors import ServingConfigError
 
 INSTALL_HINT = "Install it with `apt-get install redis-server` (Debian/Ubuntu) or point redis.url at an existing Redis."
@@ -51,12 +55,19 @@ class RedisServer:
         tls_key: key of ``tls_cert``.
         tls_ca_cert: CA file of the TLS setup (Redis needs one; clients verify the server with it).
         tls_auth_clients: require clients to present a certificate that ``tls_ca_cert`` signed.
-        data_dir: working folder (config, log); a temporary folder removed on `stop` when ``None``.
+        data_dir: working folder (config, log, append-only file); a temporary folder removed on
+            `stop` when ``None``. Start a server again on the same folder to get its data back.
+        appendonly: keep the append-only file (see `zoo.serving.config.RedisConfig.appendonly`).
+        appendfsync: ``always``, ``everysec`` or ``no``: when that file is flushed to disk.
     """
 
     def __init__(self, host: str = D.DEFAULT_HOST, port: int | None = None, password: str | None = None,
                  tls_cert: str | None = None, tls_key: str | None = None, tls_ca_cert: str | None = None,
-                 tls_auth_clients: bool = False, data_dir: str | None = None):
+                 tls_auth_clients: bool = False, data_dir: str | None = None, appendonly: bool = True,
+                 appendfsync: str = D.DEFAULT_APPENDFSYNC):
+        if appendfsync not in APPENDFSYNC_POLICIES:
+            raise ServingConfigError(f"Expected `appendfsync` to be one of {list(APPENDFSYNC_POLICIES)}. "
+                                     f"Received {appendfsync!r}.")
         if (tls_cert is None) != (tls_key is None):
             raise ServingConfigError("Expected `tls_cert` and `tls_key` together to serve TLS. Received only one.")
         self.host = host
@@ -66,8 +77,10 @@ class RedisServer:
             raise ServingConfigError("Expected `tls_ca_cert` with `tls_cert`: redis-server needs a CA file to serve TLS.")
         self.tls_cert, self.tls_key, self.tls_ca_cert = tls_cert, tls_key, tls_ca_cert
         self.tls_auth_clients = tls_auth_clients
+        self.appendonly, self.appendfsync = appendonly, appendfsync
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="zoo-redis-")
+        os.makedirs(self.data_dir, exist_ok=True)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -81,8 +94,9 @@ class RedisServer:
         return self.process.pid if self.process else None
 
     def _config_text(self) -> str:
-        lines = [f"bind {self.host}", "protected-mode yes", 'save ""', "appendonly no", "daemonize no",
-                 f"dir {self.data_dir}", f"logfile {os.path.join(self.data_dir, 'redis.log')}"]
+        lines = [f"bind {self.host}", "protected-mode yes", 'save ""', f"appendonly {'yes' if self.appendonly else 'no'}",
+                 f"appendfsync {self.appendfsync}", "daemonize no", f"dir {self.data_dir}",
+                 f"logfile {os.path.join(self.data_dir, 'redis.log')}"]
         if self.tls_cert:
             lines += ["port 0", f"tls-port {self.port}", f"tls-cert-file {self.tls_cert}",
                       f"tls-key-file {self.tls_key}"]

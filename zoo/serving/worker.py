@@ -1,10 +1,17 @@
 """A serving worker: one readable loop over a Redis consumer group.
 
     read a batch (XREADGROUP; batch size or max wait, whichever first)
-      -> decode + preprocess each request (a bad one gets an error result, never stops the loop)
+      -> check, decode + preprocess each request (a bad one gets an error result, never stops the loop)
       -> InferenceModel.predict on records of the same input shapes
       -> write results, metrics, XACK + XDEL in one MULTI (acknowledged only with its result)
-      -> heartbeat; every second reclaim entries of dead workers (XAUTOCLAIM)
+      -> heartbeat; every second reclaim entries of dead workers (XAUTOCLAIM), one at a time
+
+Entries a worker holds are leased: a thread resets their idle time while the worker lives, so only
+the entries of a dead worker are ever reclaimed, however slow the model. A reclaimed entry is a
+suspect (its worker died holding it) and runs alone; one delivered more than ``max_deliveries``
+times goes to the model's dead-letter stream with an error result, so a request that kills
+workers takes down at most ``max_deliveries`` of them and never the requests that shared its
+batch. After losing Redis the worker first finishes the entries it still holds (at-least-once).
 
 Run one with ``python -m zoo.serving.worker --config config.yaml --model NAME``; `zoo-serving start`
 starts ``workers`` of them per model, and `zoo.serving.spark` runs the same loop in Spark tasks.
@@ -30,9 +37,9 @@ from zoo import storage
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig, load_config
-from zoo.serving.connection import connect
+from zoo.serving.connection import UNAVAILABLE, connect
 from zoo.serving.errors import ServingConfigError
-from zoo.serving.metrics import record_batch
+from zoo.serving.metrics import record_batch, record_dead_letters
 from zoo.serving.processing import to_model_inputs, top_n
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,20 @@ IDLE_BLOCK_MS = 250
 FILL_POLL_S = 0.0005
 #: Longest pause between two reconnection attempts when Redis is unreachable.
 MAX_BACKOFF_S = 5.0
+
+#: Lua: reset the idle time of the given entries (XCLAIM JUSTID, which counts no delivery), each
+#: only while ``consumer`` still owns it. KEYS[1] the stream; ARGV: group, consumer, ids...
+RENEW_SCRIPT = """
+local renewed = 0
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
 
 
 def check_model_paths(models: list[ModelConfig], where: str = "config.yaml") -> None:
@@ -122,9 +143,52 @@ class _Record:
     entry_id: bytes
     uri: str | None
     enqueued_at: float | None
+    fields: dict = field(default_factory=dict)
     inputs: dict[str, np.ndarray] | None = None
     result: dict[str, Any] | None = None
     signature: tuple = field(default=())
+    dead_letter: str | None = None
+    deliveries: int = 1
+
+
+class _Lease:
+    """Keeps the entries a worker holds from looking abandoned: every third of ``claim_idle_ms`` a
+    thread resets their idle time (only while the worker still owns them), so that other workers
+    reclaim the entries of a dead worker quickly and never those of a slow one."""
+
+    def __init__(self, client: redis.Redis, stream: str, consumer: str, claim_idle_ms: int):
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._stream, self._consumer = stream, consumer
+        self._interval_s = claim_idle_ms / 3000.0
+        self._ids: list[bytes] = []
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"zoo-serving-lease-{consumer}", daemon=True)
+        self._thread.start()
+
+    def hold(self, ids: list[bytes]) -> None:
+        """The entries held from now on (an empty list once they are acknowledged)."""
+        with self._lock:
+            self._ids = list(ids)
+
+    def renew(self, ids: list[bytes]) -> None:
+        """Reset the idle time of ``ids`` now (those this worker still owns)."""
+        self._renew(keys=[self._stream], args=[D.CONSUMER_GROUP, self._consumer, *ids])
+
+    def close(self) -> None:
+        """Stop renewing."""
+        self._stopped.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            with self._lock:
+                ids = list(self._ids)
+            if ids:
+                try:
+                    self.renew(ids)
+                except redis.RedisError as exc:  # Redis away: the worker's loop deals with it
+                    logger.debug("lease renewal of %d entries failed: %s", len(ids), exc)
 
 
 class ServingWorker:
@@ -151,6 +215,10 @@ class ServingWorker:
         self._next_heartbeat = 0.0
         self._next_stop_check = 0.0
         self._next_claim = 0.0
+        self._lease: _Lease | None = None
+        # entries this consumer holds from before: a previous process of the same name died holding
+        # them (suspects), or this one lost Redis while processing them
+        self._resume: str | None = "died"
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -166,13 +234,15 @@ class ServingWorker:
                 self.inference_model = load_model(self.model)
             self._join_group()
             publish_info(self.redis, self.model, self.queue)
+            self._lease = _Lease(self.redis, self.stream, self.consumer, self.queue.claim_idle_ms)
             logger.info("worker %s serving model %r", self.consumer, self.model.name)
             backoff = 0.0
             while not self._stop.is_set():
                 try:
                     self._step()
                     backoff = 0.0
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except UNAVAILABLE as exc:
+                    self._resume = self._resume or "outage"
                     backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
                     logger.warning("worker %s lost Redis (%s); retrying in %.1f s", self.consumer, exc, backoff)
                     self._stop.wait(backoff)
@@ -181,16 +251,25 @@ class ServingWorker:
                         raise
                     logger.warning("the stream or group of model %r was deleted; joining again", self.model.name)
                     self._join_group()
+                finally:
+                    self._lease.hold([])
         finally:
             self._teardown(owns_model)
         return self.answered
 
     def _step(self) -> None:
-        """One turn of the loop: heartbeat, then reclaimed entries or a fresh batch."""
+        """One turn of the loop: heartbeat, then entries held from before, a reclaimed entry, or a
+        fresh batch."""
         self._heartbeat()
+        if self._resume is not None:
+            held = self._held_from_before()
+            if held:
+                self._process(held, suspect=self._resume == "died")
+                return
+            self._resume = None
         reclaimed = self._reclaim()
         if reclaimed:
-            self._process(reclaimed, reclaimed=True)
+            self._process(reclaimed, suspect=True)
             return
         entries = self._read_batch()
         if entries:
@@ -222,6 +301,8 @@ class ServingWorker:
             self._stop.set()
 
     def _teardown(self, owns_model: bool) -> None:
+        if self._lease is not None:
+            self._lease.close()
         try:
             self.redis.delete(D.heartbeat_key(self.model.name, self.consumer))
             pending = self.redis.xpending_range(self.stream, D.CONSUMER_GROUP, "-", "+", 1, consumername=self.consumer)
@@ -234,9 +315,15 @@ class ServingWorker:
 
     # ---- read ----------------------------------------------------------------------------------
 
-    def _read(self, count: int, block_ms: int | None) -> list:
-        reply = self.redis.xreadgroup(D.CONSUMER_GROUP, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
-        return reply[0][1] if reply else []
+    def _read(self, count: int, block_ms: int | None, new: bool = True) -> list:
+        """New entries (``>``), or with ``new=False`` this consumer's own pending ones (``0``)."""
+        reply = self.redis.xreadgroup(D.CONSUMER_GROUP, self.consumer, {self.stream: ">" if new else "0"},
+                                      count=count, block=block_ms)
+        entries = reply[0][1] if reply else []
+        gone = [entry_id for entry_id, fields in entries if fields is None]
+        if gone:  # pending entries trimmed from the stream: nothing left to answer
+            self.redis.xack(self.stream, D.CONSUMER_GROUP, *gone)
+        return [entry for entry in entries if entry[1] is not None]
 
     def _read_batch(self) -> list:
         """Up to ``batch_size`` entries: block for the first, then wait ``max_batch_wait_ms`` at most.
@@ -248,10 +335,13 @@ class ServingWorker:
         entries = self._read(size, block_ms=IDLE_BLOCK_MS)
         if not entries:
             return entries
+        self._lease.hold([entry_id for entry_id, _ in entries])
         deadline = time.monotonic() + self.model.max_batch_wait_ms / 1000.0
         while len(entries) < size:
             more = self._read(size - len(entries), block_ms=None)
             entries.extend(more)
+            if more:
+                self._lease.hold([entry_id for entry_id, _ in entries])
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -260,28 +350,52 @@ class ServingWorker:
         return entries
 
     def _reclaim(self) -> list:
-        """Entries of workers that died holding them (idle > claim_idle_ms), taken over by this one."""
+        """One entry of a worker that died holding it (its lease lapsed: idle > claim_idle_ms),
+        taken over by this one; while there are more, the next turn reclaims again at once."""
         now = time.monotonic()
         if now < self._next_claim:
             return []
-        self._next_claim = now + D.DEFAULT_CLAIM_INTERVAL_S
         reply = self.redis.xautoclaim(self.stream, D.CONSUMER_GROUP, self.consumer,
-                                      min_idle_time=self.queue.claim_idle_ms, start_id="0-0",
-                                      count=self.model.batch_size)
+                                      min_idle_time=self.queue.claim_idle_ms, start_id="0-0", count=1)
         entries = [entry for entry in reply[1] if entry[1] is not None] if reply else []
         deleted = [entry[0] for entry in reply[1] if entry[1] is None] if reply else []
         if deleted:  # entries trimmed from the stream while pending: nothing left to answer
             self.redis.xack(self.stream, D.CONSUMER_GROUP, *deleted)
+        self._next_claim = now if entries or deleted else now + D.DEFAULT_CLAIM_INTERVAL_S
         if entries:
-            logger.warning("worker %s reclaimed %d entries of dead workers", self.consumer, len(entries))
+            logger.warning("worker %s reclaimed entry %s of a dead worker", self.consumer, entries[0][0])
+        return entries
+
+    def _held_from_before(self) -> list:
+        """Entries this consumer still holds: after a restart under the same name they are read
+        again (one at a time, each counted as a delivery: its worker died); after losing Redis,
+        all of them, with their lease renewed and no delivery counted."""
+        if self._resume == "died":
+            return self._read(1, block_ms=None, new=False)
+        pending = self.redis.xpending_range(self.stream, D.CONSUMER_GROUP, "-", "+", self.model.batch_size,
+                                            consumername=self.consumer)
+        ids = [p["message_id"] for p in pending]
+        if not ids:
+            return []
+        self._lease.renew(ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xrange(self.stream, entry_id, entry_id, count=1)
+        entries = [found[0] for found in pipe.execute() if found]
+        gone = set(ids) - {entry_id for entry_id, _ in entries}
+        if gone:  # trimmed while held
+            self.redis.xack(self.stream, D.CONSUMER_GROUP, *gone)
+        if entries:
+            logger.info("worker %s resumes %d entries it held when Redis went away", self.consumer, len(entries))
         return entries
 
     # ---- process ------------------------------------------------------------------------------
 
-    def _process(self, entries: list, reclaimed: bool = False) -> None:
-        records = [self._decode(entry_id, fields) for entry_id, fields in entries]
-        if reclaimed:
-            self._fail_redelivered(records)
+    def _process(self, entries: list, suspect: bool = False) -> None:
+        self._lease.hold([entry_id for entry_id, _ in entries])
+        exhausted = self._exhausted(entries) if suspect else {}
+        records = [self._dead_letter(entry_id, fields, exhausted[entry_id]) if entry_id in exhausted
+                   else self._decode(entry_id, fields) for entry_id, fields in entries]
         groups: dict[tuple, list[_Record]] = {}
         for record in records:
             if record.result is None:
@@ -292,7 +406,7 @@ class ServingWorker:
 
     def _decode(self, entry_id: bytes, fields: dict) -> _Record:
         uri = fields.get(b"uri")
-        record = _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None)
+        record = _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None, fields)
         try:
             if uri is None:
                 raise ValueError("the stream entry has no `uri` field")
@@ -305,18 +419,27 @@ class ServingWorker:
             record.result = {"error": f"Cannot read request: {_error_text(exc)}"}
         return record
 
-    def _fail_redelivered(self, records: list[_Record]) -> None:
-        """Answer with an error the entries that already crashed ``max_deliveries`` workers."""
-        if not records:
-            return
+    def _exhausted(self, entries: list) -> dict[bytes, int]:
+        """Entry id -> deliveries, for the entries delivered more than ``max_deliveries`` times
+        (the delivery now under way included): their workers kept dying."""
         pipe = self.redis.pipeline(transaction=False)
-        for record in records:
-            pipe.xpending_range(self.stream, D.CONSUMER_GROUP, record.entry_id, record.entry_id, 1)
-        for record, pending in zip(records, pipe.execute()):
-            deliveries = pending[0]["times_delivered"] if pending else 1
-            if deliveries > self.queue.max_deliveries and record.result is None:
-                record.result = {"error": f"The request was delivered {deliveries} times and every worker "
-                                          f"holding it died; it is not retried again."}
+        for entry_id, _ in entries:
+            pipe.xpending_range(self.stream, D.CONSUMER_GROUP, entry_id, entry_id, 1)
+        deliveries = {entry_id: pending[0]["times_delivered"] if pending else 1
+                      for (entry_id, _), pending in zip(entries, pipe.execute())}
+        return {entry_id: n for entry_id, n in deliveries.items() if n > self.queue.max_deliveries}
+
+    def _dead_letter(self, entry_id: bytes, fields: dict, deliveries: int) -> _Record:
+        """A record for an exhausted entry, bound for the dead-letter stream; it is not decoded,
+        since decoding may be what killed its workers."""
+        uri = fields.get(b"uri")
+        reason = (f"delivered {deliveries} times (queue.max_deliveries={self.queue.max_deliveries}) and every "
+                  f"worker holding it died")
+        return _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None,
+                       fields=fields, dead_letter=reason, deliveries=deliveries,
+                       result={"error": f"The request was {reason}; it is not retried again. It was moved to the "
+                                        f"dead-letter stream {D.dead_letter_key(self.model.name)} (id "
+                                        f"{entry_id.decode()})."})
 
     def _predict(self, group: list[_Record]) -> None:
         """Predict records of one input signature together; on failure, one by one to isolate the bad ones."""
@@ -367,7 +490,14 @@ class ServingWorker:
             pipe.delete(key)
             pipe.rpush(key, payload)
             pipe.expire(key, self.queue.result_ttl_s)
+        dead = [record for record in records if record.dead_letter]
+        for record in dead:
+            kept = {key.decode(): record.fields[key] for key in (b"uri", b"data", b"t") if key in record.fields}
+            pipe.xadd(D.dead_letter_key(self.model.name),
+                      {**kept, "id": record.entry_id, "reason": record.dead_letter, "deliveries": record.deliveries,
+                       "dead_lettered_at": repr(now)}, maxlen=D.DEFAULT_DEAD_LETTER_MAX_LENGTH, approximate=True)
         record_batch(pipe, self.model.name, len(records), errors, latencies)
+        record_dead_letters(pipe, self.model.name, len(dead))
         ids = [record.entry_id for record in records]
         pipe.xack(self.stream, D.CONSUMER_GROUP, *ids)
         pipe.xdel(self.stream, *ids)
