@@ -9,9 +9,10 @@ of cross-host group r, in the group's order.
 One step:
 1. Every worker writes its gradient into its slot; the host's workers wait for each other.
 2. Local rank r sums the host's slots over segment r (the host's gradient for that segment).
-3. Group r exchanges those sums with one all-to-all: each worker receives every host's sum for
-   its own shard (optionally as bfloat16: the inter-host leg is the only one compressed). Each
-   worker sends (H-1)/H of a segment, so a host sends (H-1)/H of the gradient.
+3. Group r exchanges those sums all-to-all (`collective.exchange`, both directions of each link
+   at once): each worker receives every host's sum for its own shard (optionally as bfloat16:
+   the inter-host leg is the only one compressed). Each worker sends (H-1)/H of a segment, so a
+   host sends (H-1)/H of the gradient.
 4. The optimizer sums the H parts as it updates the shard (as on one host).
 5. Group r all-gathers the updated shards straight into segment r of the host's shared weights;
    the host's workers wait for each other and every worker sees all L segments.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from zoo.engine.collective import FlatBuffers
+from zoo.engine.collective import FlatBuffers, exchange
 from zoo.engine.shared_memory import DEFAULT_WAIT_TIMEOUT_S, SharedArea
 from zoo.engine.topology import Topology
 
@@ -52,6 +53,7 @@ class HierarchicalAggregator:
                                timeout_s=timeout_s)
         groups = [dist.new_group(topology.cross_host_ranks(r)) for r in range(local_size)]
         self.cross_group = groups[topology.local_rank]
+        self.cross_ranks = topology.cross_host_ranks(topology.local_rank)
         segment = hosts * buffers.shard_size
         self.segment = slice(self.local_rank * segment, (self.local_rank + 1) * segment)
         wire = torch.bfloat16 if compress == "bf16" else torch.float32
@@ -79,13 +81,14 @@ class HierarchicalAggregator:
         torch.sum(self.area.slots[:, self.segment], dim=0, out=self._host_sum)
         if self._send is not self._host_sum:
             self._send.copy_(self._host_sum)
-        dist.all_to_all_single(self._recv, self._send, group=self.cross_group)
+        exchange(self._send.view(self.num_hosts, -1), self._recv.view(self.num_hosts, -1), self.cross_ranks,
+                 self.cross_group)
         return self._recv.view(self.num_hosts, b.shard_size).float()
 
     def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""
-        gather = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
-        gather(self.area.shared[self.segment], shard.contiguous(), group=self.cross_group)
+        exchange([shard.contiguous()] * self.num_hosts, self.area.shared[self.segment].view(self.num_hosts, -1),
+                 self.cross_ranks, self.cross_group)
         self.area.wait_for_all()
         if into.data_ptr() != self.area.shared.data_ptr():
             into.copy_(self.area.shared)
