@@ -1,0 +1,23 @@
+"""Zoo on Apache Flink: SQL and Table inference, Cluster Serving as a Flink job, and training
+inside Flink operators on Zoo's engine.
+
+PyFlink runs in its own environment (`.venv-flink`, built by ``bash scripts/setup_flink.sh``):
+PyFlink's apache-beam needs protobuf<6 and TensorFlow needs protobuf>=6.31, so they cannot share
+one. ``import zoo.flink`` works anywhere; a function that needs PyFlink raises `FlinkSetupError`
+naming that command when PyFlink is missing.
+"""
+
+from zoo.flink.errors import FlinkSetupError, ModelPathError, ModelSignatureError
+from zoo.flink.inference import inference_function, model_signature, predict
+from zoo.flink.runtime import stream_environment, table_environment
+
+__all__ = [
+    "inference_function",
+    "predict",
+    "model_signature",
+    "table_environment",
+    "stream_environment",
+    "FlinkSetupError",
+    "ModelPathError",
+    "ModelSignatureError",
+]
