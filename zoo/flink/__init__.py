@@ -9,12 +9,16 @@ naming that command when PyFlink is missing.
 
 from zoo.flink.errors import FlinkSetupError, ModelPathError, ModelSignatureError
 from zoo.flink.inference import inference_function, model_signature, predict
+from zoo.flink.models import create_model, create_model_sql, register_java_function
 from zoo.flink.runtime import stream_environment, table_environment
 
 __all__ = [
     "inference_function",
     "predict",
     "model_signature",
+    "create_model",
+    "create_model_sql",
+    "register_java_function",
     "table_environment",
     "stream_environment",
     "FlinkSetupError",

@@ -126,6 +126,8 @@ def prepare() -> None:
     require_pyflink()
     if not _gateway_started():
         check_java()
+        # The Java inference handle finds OpenVINO's C library through a Python that has openvino.
+        os.environ.setdefault("ZOO_PYTHON", sys.executable)
 
 
 def stream_environment(parallelism: int | None = None, streaming: bool = True):
