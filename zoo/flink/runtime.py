@@ -46,6 +46,29 @@ def require_pyflink():
     return pyflink
 
 
+#: Environment variable naming the Flink environment's Python (default: <repo>/.venv-flink/bin/python).
+FLINK_PYTHON_ENV = "ZOO_FLINK_PYTHON"
+
+
+def flink_python() -> str:
+    """The Python of the Flink environment, for starting Flink work from another environment
+    (``zoo-serving start --engine flink``, the tests): $ZOO_FLINK_PYTHON, else
+    <repo>/.venv-flink/bin/python beside this checkout, else this Python if it has PyFlink."""
+    candidates = [os.environ.get(FLINK_PYTHON_ENV),
+                  str(Path(__file__).resolve().parents[2] / ".venv-flink" / "bin" / "python")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    try:
+        require_pyflink()
+        return sys.executable
+    except FlinkSetupError:
+        raise FlinkSetupError(
+            f"No Flink environment found (tried ${FLINK_PYTHON_ENV} and {candidates[1]}). Build it with "
+            f"`{SETUP_COMMAND}`, or set {FLINK_PYTHON_ENV} to the Python of an environment with Zoo and PyFlink."
+        ) from None
+
+
 def java_executable() -> str | None:
     """The `java` that PyFlink's gateway launches: $JAVA_HOME/bin/java, else `java` on PATH."""
     home = os.environ.get("JAVA_HOME")
@@ -110,8 +133,9 @@ def configure(config) -> None:
     `config` is a `pyflink.common.Configuration` or a `TableConfig` (anything with `set`).
     Without `python.executable`, Flink's workers run whatever `python` is first on PATH.
     """
-    config.set("python.executable", sys.executable)
-    config.set("python.client.executable", sys.executable)
+    put = getattr(config, "set_string", None) or config.set
+    put("python.executable", sys.executable)
+    put("python.client.executable", sys.executable)
     os.environ["_python_worker_execution_mode"] = PYTHON_WORKER_MODE
 
 
@@ -130,14 +154,17 @@ def prepare() -> None:
         os.environ.setdefault("ZOO_PYTHON", sys.executable)
 
 
-def stream_environment(parallelism: int | None = None, streaming: bool = True):
-    """A configured `StreamExecutionEnvironment` (see `configure`), in streaming or batch mode."""
+def stream_environment(parallelism: int | None = None, streaming: bool = True, settings: dict | None = None):
+    """A configured `StreamExecutionEnvironment` (see `configure`), in streaming or batch mode,
+    with Flink configuration `settings` (key -> value) on top."""
     prepare()
     from pyflink.common import Configuration
     from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 
     config = Configuration()
     configure(config)
+    for key, value in (settings or {}).items():
+        config.set_string(key, str(value))
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING if streaming else RuntimeExecutionMode.BATCH)
     if parallelism is not None:
