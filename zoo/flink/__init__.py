@@ -11,6 +11,7 @@ from zoo.flink.errors import FlinkSetupError, ModelPathError, ModelSignatureErro
 from zoo.flink.inference import inference_function, model_signature, predict
 from zoo.flink.models import create_model, create_model_sql, register_java_function
 from zoo.flink.runtime import stream_environment, table_environment
+from zoo.flink.training import VERSION_FIELDS, StreamFit, as_bytes, fit, fit_stream
 
 __all__ = [
     "inference_function",
@@ -19,6 +20,11 @@ __all__ = [
     "create_model",
     "create_model_sql",
     "register_java_function",
+    "fit",
+    "fit_stream",
+    "StreamFit",
+    "VERSION_FIELDS",
+    "as_bytes",
     "table_environment",
     "stream_environment",
     "FlinkSetupError",
