@@ -3,7 +3,8 @@
 flink-ai-extended ran an application master beside its worker operators; here the Flink job's
 client plays it, with two services on one host the TaskManagers can reach:
 
-- a torch `TCPStore` (the rendezvous): each training subtask writes its address under a prefix
+- a torch `TCPStore` (the rendezvous, and where rank 0 leaves a bounded fit's result, so the
+  result does not depend on Flink's collect sink, which gives up when a job restarts): each training subtask writes its address under a prefix
   named after the fit and the task's attempt number, reads every other one's, and joins a gloo
   process group through the same prefix (`zoo.engine.collective.join_process_group`). After a
   failure Flink restarts the tasks with the next attempt number, so they meet under a fresh
@@ -60,10 +61,16 @@ def address_towards(host: str, port: int) -> str:
         return probe.getsockname()[0]
 
 
+def result_key(run_id: str) -> str:
+    """The store key under which rank 0 leaves a bounded fit's result for the client."""
+    return f"zoo-fit/{run_id}/result"
+
+
 def rendezvous(store_address: tuple[str, int], run_id: str, attempt: int, rank: int, world_size: int,
-               timeout_s: int = DEFAULT_TIMEOUT_S) -> Topology:
+               timeout_s: int = DEFAULT_TIMEOUT_S):
     """Worker side: meet the other `world_size - 1` workers of attempt `attempt` of fit `run_id`
-    through the coordinator's store and join their gloo process group; returns the topology."""
+    through the coordinator's store and join their gloo process group; returns the topology and
+    a client of the coordinator's store."""
     import torch.distributed as dist
 
     host, port = store_address
@@ -72,4 +79,4 @@ def rendezvous(store_address: tuple[str, int], run_id: str, attempt: int, rank: 
     scoped = dist.PrefixStore(f"zoo-fit/{run_id}/attempt-{attempt}/", store)
     scoped.set(f"host/{rank}", address_towards(host, port))
     hosts = tuple(scoped.get(f"host/{r}").decode() for r in range(world_size))
-    return join_process_group(dist.PrefixStore("gloo/", scoped), rank, hosts, timeout_s)
+    return join_process_group(dist.PrefixStore("gloo/", scoped), rank, hosts, timeout_s), store

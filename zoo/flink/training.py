@@ -10,8 +10,8 @@ assignment so that key i lands on subtask i; one marker record per worker makes 
 subtask holds a key (and so a timer) even when no row reaches it.
 
 - **Bounded mode** (`fit`): when the input ends, the final watermark fires each worker's
-  event-time timer; the workers meet, train for the configured epochs, and rank 0 emits the
-  trained weights, which `fit` loads into a copy of the model.
+  event-time timer; the workers meet, train for the configured epochs, and rank 0 leaves the
+  trained weights with the coordinator, which `fit` loads into a copy of the model.
 - **Stream mode** (`fit_stream`): every ``round_interval_s`` each worker's processing-time timer
   fires; the workers agree on how many new samples arrived, train one pass over them (one epoch
   of a `WorkerLoop` that keeps its weights and optimizer state), and every ``version_every``
@@ -194,7 +194,8 @@ class TrainingWorker:
         from zoo.flink.coordinator import rendezvous
 
         self.reporter = ProgressClient(self.progress_address, self.rank)
-        topology = rendezvous(self.store_address, self.config.run_id, self.attempt, self.rank, self.num_workers)
+        topology, self.store = rendezvous(self.store_address, self.config.run_id, self.attempt, self.rank,
+                                          self.num_workers)
         adapter = adapter_for(self.model)
         self.loop = WorkerLoop(adapter, adapter.Trainable(self.model, self.criterion), self.config, data, None,
                                topology, self.reporter if self.rank == 0 else None)
@@ -210,18 +211,20 @@ class TrainingWorker:
         destroy_process_group()
 
     # ---- bounded mode ------------------------------------------------------------------------
-    def train_to_end(self):
-        """Bounded mode: train on everything buffered; rank 0 returns its one result row."""
+    def train_to_end(self) -> None:
+        """Bounded mode: train on everything buffered; rank 0 leaves the result in the coordinator's store."""
         from zoo.engine.collective import destroy_process_group
+        from zoo.flink.coordinator import result_key
 
         try:
             self._start(self._local_data())
             self.loop.run()
             if self.rank == 0:
                 loop = self.loop
-                return (loop.trainable.state_bytes(), loop.epoch, loop.iteration, float(loop.samples_per_second),
-                        json.dumps(loop.profiles), loop.topology.describe(loop.transport, self.config.gradient_compression))
-            return None
+                result = {"state": loop.trainable.state_bytes(), "epoch": loop.epoch, "iteration": loop.iteration,
+                          "samples_per_second": float(loop.samples_per_second), "profile": loop.profiles,
+                          "topology": loop.topology.describe(loop.transport, self.config.gradient_compression)}
+                self.store.set(result_key(self.config.run_id), pickle.dumps(result))
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -259,7 +262,7 @@ class TrainingWorker:
             self._fail(exc)
             raise
 
-    def _version_record(self, samples: int) -> tuple:
+    def _version_record(self, samples: int):
         loop = self.loop
         state = loop.trainable.state_bytes()
         metrics = {"loss": loop.loss, "epoch": loop.epoch, "samples": samples, "round": self.rounds,
@@ -267,7 +270,11 @@ class TrainingWorker:
         path = ""
         if self.stream.versions_dir:
             path = write_version(self.stream.versions_dir, self.version, loop.iteration, state, metrics)
-        return (self.version, loop.iteration, state, path, json.dumps(metrics))
+        from pyflink.common import Row
+
+        record = Row(self.version, loop.iteration, state, path, json.dumps(metrics))
+        record.set_field_names(list(VERSION_FIELDS))
+        return record
 
 
 def as_bytes(state) -> bytes:
@@ -387,12 +394,10 @@ def _build(data, model, criterion, feature_cols, label_col, config: TrainingConf
                     ctx.timer_service().register_event_time_timer(END_OF_INPUT)
 
             def on_timer(self, timestamp, ctx):
-                result = worker.train_to_end()
-                if result is not None:
-                    yield result
+                worker.train_to_end()
+                return iter(())
 
-        output_type = Types.TUPLE([Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.LONG(), Types.LONG(), Types.DOUBLE(),
-                                   Types.STRING(), Types.STRING()])
+        output_type = Types.LONG()
     else:
         interval_ms = int(stream.round_interval_s * 1000)
 
@@ -518,7 +523,7 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
 
     from zoo.engine.adapters import adapter_for, copy_model
     from zoo.errors import WorkerError
-    from zoo.flink.coordinator import Coordinator
+    from zoo.flink.coordinator import Coordinator, result_key
 
     runtime.prepare()
     columns = _checked_columns(feature_cols, label_col)
@@ -532,22 +537,22 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
     with Coordinator(_coordinator_host(env), show_progress) as coordinator:
         output = _build(data, model, criterion, columns, label_col, config, threads_per_worker, None, coordinator,
                         *_preprocessing(columns, feature_preprocessing, label_preprocessing))
+        output.print().name("zoo-fit-end")  # the workers emit nothing: their result goes to the coordinator
         try:
-            with output.execute_and_collect("Zoo fit on Flink") as results:
-                rows_out = list(results)
+            env.execute("Zoo fit on Flink")
         except Exception as exc:
             failures = coordinator.progress.failures
             raise WorkerError(failures or [(-1, f"{type(exc).__name__}: {exc}")]) from exc
-    state, epoch, iteration, samples_per_second, profile, topology = rows_out[0]
-    state = as_bytes(state)
+        result = pickle.loads(coordinator.store.get(result_key(config.run_id)))
+    state = result["state"]
     adapter = adapter_for(model)
     fitted = copy_model(adapter, model)
     adapter.load_state_bytes_into(fitted, state)
     progress = coordinator.progress
     first_step = progress.first_step_at or time.time()
-    result = FitResult(state, int(epoch), int(iteration), progress.history, startup_s=first_step - started,
-                       duration_s=time.time() - started, samples_per_second=float(samples_per_second),
-                       topology=topology, profile=json.loads(profile))
+    result = FitResult(state, result["epoch"], result["iteration"], progress.history, startup_s=first_step - started,
+                       duration_s=time.time() - started, samples_per_second=result["samples_per_second"],
+                       topology=result["topology"], profile=result["profile"])
     return fitted, result
 
 
