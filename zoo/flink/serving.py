@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -217,11 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="path of config.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = load_config(args.config)
+    from zoo.flink.errors import FlinkSetupError
+    from zoo.serving.errors import ServingConfigError
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    serve(config, stop)
+    try:
+        serve(load_config(args.config), stop)
+    except (ServingConfigError, FlinkSetupError) as exc:
+        print(f"zoo.flink.serving: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
