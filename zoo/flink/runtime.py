@@ -146,8 +146,11 @@ def _gateway_started() -> bool:
 
 
 def prepare() -> None:
-    """Checks to run before the first Flink environment of this process is created."""
+    """Checks to run before a Flink environment of this process is created; and the worker mode,
+    which PyFlink reads when it creates an environment (a TableEnvironment created in loopback
+    mode keeps running its UDFs inside the client)."""
     require_pyflink()
+    os.environ["_python_worker_execution_mode"] = PYTHON_WORKER_MODE
     if not _gateway_started():
         check_java()
         # The Java inference handle finds OpenVINO's C library through a Python that has openvino.
