@@ -514,7 +514,7 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
         feature_preprocessing: one `zoo.nnframes` Preprocessing (or callable) per feature column,
             or None for the default (a number -> a [1] tensor, an array -> flat), as `NNEstimator`.
         label_preprocessing: the same for the label (default: a [1] float tensor; for
-            CrossEntropyLoss give e.g. ``lambda y: y.astype("int64")``).
+            CrossEntropyLoss give e.g. ``lambda y: numpy.int64(y)``; a callable runs on each row).
 
     Raises:
         WorkerError: the job failed for good; carries the workers' tracebacks.
