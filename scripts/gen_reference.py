@@ -34,7 +34,7 @@ if _CHECKOUT not in sys.path:
 
 #: The public modules, in the order the reference presents them.
 PUBLIC_MODULES = ("zoo", "zoo.engine", "zoo.nnframes", "zoo.tfpark", "zoo.inference", "zoo.serving", "zoo.flink",
-                  "zoo.errors", "zoo.packaging", "zoo.context")
+                  "zoo.storage", "zoo.errors", "zoo.packaging", "zoo.context", "zoo.devcluster")
 #: Where the reference is written, relative to the checkout.
 DEFAULT_OUTPUT = os.path.join("docs", "reference.md")
 #: Google-style docstring sections rendered as bullet lists of ``name: text`` entries.

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${ZOO_FLINK_VENV:-$PWD/.venv-flink}"
-EXTRAS="flink,inference,serving,cluster,test"
+EXTRAS="flink,inference,serving,storage,cluster,test"
 #: Over beam's pyarrow<17 (see above).
 PYARROW_OVERRIDE="pyarrow==20.0.0"
 started=$SECONDS

@@ -15,12 +15,27 @@ class NotFittedError(ValueError):
     """A model was used before `fit` produced its weights."""
 
 
+class ZooRuntimeError(RuntimeError):
+    """Something went wrong while Zoo ran a job (not the caller's input); the message says what
+    happened and what to change."""
+
+
 class MasterUnreachableError(ConnectionError):
     """The Spark master (or the cluster manager) cannot be reached; the message names the URL tried."""
 
 
 class PackagingError(RuntimeError):
     """The Python environment could not be packed; the message says why and how to fix it."""
+
+
+class DevClusterError(RuntimeError):
+    """The dev cluster (zoo.devcluster) could not start, be reached or be stopped; the message
+    says which step failed, where its log is, and what to do."""
+
+
+class NamespacesUnavailableError(DevClusterError):
+    """This machine cannot make the network and mount namespaces a dev cluster needs (not root, a
+    missing tool, or ``ip netns add`` refused); the message gives the reason."""
 
 
 class WorkerError(RuntimeError):

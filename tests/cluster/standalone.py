@@ -9,24 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
-import pyspark
+from zoo.devcluster.processes import free_port, kill_groups
+from zoo.devcluster.spark import MASTER_CLASS, SPARK_CLASS, SPARK_HOME, WORKER_CLASS
 
-SPARK_HOME = os.path.dirname(pyspark.__file__)
-SPARK_CLASS = os.path.join(SPARK_HOME, "bin", "spark-class")
 STARTUP_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StandaloneCluster:
@@ -73,10 +63,10 @@ class StandaloneCluster:
 
     def start(self) -> "StandaloneCluster":
         os.makedirs(self.work_dir, exist_ok=True)
-        self._launch("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+        self._launch("master", [MASTER_CLASS, "--host", "127.0.0.1",
                                 "--port", str(self.port), "--webui-port", str(self.webui_port)])
         for i in range(self.workers):
-            self._launch(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+            self._launch(f"worker-{i}", [WORKER_CLASS, self.url, "--host", "127.0.0.1",
                                          "--cores", str(self.cores), "--memory", self.memory,
                                          "--webui-port", str(free_port()), "--work-dir", self.work_dir])
         deadline = time.time() + STARTUP_TIMEOUT_S
@@ -104,18 +94,8 @@ class StandaloneCluster:
             shutil.rmtree(os.path.join(self.work_dir, name), ignore_errors=True)
 
     def stop(self) -> None:
-        for proc in reversed(self._procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.time() + 15
+        # SIGTERM, then SIGKILL to whatever is left of each group: executors, Python workers.
+        kill_groups([proc.pid for proc in reversed(self._procs)], timeout_s=15)
         for proc in self._procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # whatever is left of the session: executors, Python workers
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
         self._procs.clear()

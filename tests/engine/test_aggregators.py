@@ -57,7 +57,7 @@ def _worker(rank, world, port, hosts, transport, compress, queue):
 
 
 def _run(hosts, transport, compress="none"):
-    from tests.cluster.standalone import free_port
+    from zoo.devcluster.processes import free_port
 
     world = len(hosts)
     context = mp.get_context("spawn")
@@ -99,7 +99,8 @@ needs_shm = pytest.mark.skipif(not supported(), reason="the shared-memory transp
 
 
 @needs_shm
-@pytest.mark.parametrize("hosts", [("a", "a", "b", "b"), ("a", "b", "a", "b")], ids=["blocked", "interleaved"])
+@pytest.mark.parametrize("hosts", [("a", "a", "b", "b"), ("a", "b", "a", "b"), ("a", "b", "b", "a")],
+                         ids=["blocked", "interleaved", "crossed"])
 def test_hierarchical_parts_sum_to_the_global_gradient(hosts):
     outcome = _run(hosts, HIERARCHICAL)
     for _, _, results in outcome.values():
@@ -130,6 +131,9 @@ def test_topology_chooses_the_transport_and_shard_order():
     two_by_two = [Topology(r, ("x", "x", "y", "y")) for r in range(4)]
     assert [t.transport("auto", True) for t in two_by_two] == [HIERARCHICAL] * 4
     assert [t.shard_index(HIERARCHICAL) for t in two_by_two] == [0, 2, 1, 3]
+    crossed = [Topology(r, ("x", "y", "y", "x")) for r in range(4)]
+    # Group 1 is ranks (2, 3): rank 2 (on y) comes first in the group, so it owns shard 2.
+    assert [t.shard_index(HIERARCHICAL) for t in crossed] == [0, 1, 2, 3]
     assert two_by_two[0].cross_host_ranks(1) == [1, 3]
     assert two_by_two[0].describe(HIERARCHICAL, "bf16").startswith("2 host(s) x 2 worker(s)")
     assert Topology(0, ("x", "x")).transport("auto", True) == SHARED_MEMORY

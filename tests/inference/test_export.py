@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from zoo.inference import ExportError, InferenceModel, export
+from zoo.inference import ExportError, InferenceModel, ModelLoadError, export
 
 
 class _DriftingModel(torch.nn.Module):
@@ -76,3 +76,29 @@ def test_exported_program_exports_to_onnx_with_the_dynamo_exporter(cnn, tmp_path
     path = export(program, example, tmp_path / "cnn.onnx")
     handle = InferenceModel().load(path)
     np.testing.assert_allclose(handle.predict(example[:3]), torch_outputs(module, example[:3])[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "mlp.onnx"), ("openvino", "mlp.xml")])
+def test_export_to_s3_and_load_from_it_through_the_cache(mlp, s3, tmp_path, monkeypatch, fmt, name):
+    from zoo.storage.cache import CACHE_ENV
+
+    module, example = mlp
+    url = f"s3a://{s3.name}/exports/{name}"
+    assert export(module, example, url, format=fmt) == url
+    assert s3.keys("exports") == sorted([f"exports/{name}"] + (["exports/mlp.bin"] if fmt == "openvino" else []))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    with InferenceModel().load(url) as model:
+        with torch.no_grad():
+            expected = module(torch.from_numpy(example)).numpy()
+        np.testing.assert_allclose(model.predict(example), expected, rtol=1e-4, atol=1e-5)
+    assert len(os.listdir(tmp_path / "cache")) == 1  # one cached copy, the .bin beside the .xml
+    with pytest.raises(ModelLoadError, match="Model file not found: 's3://"):
+        InferenceModel().load(f"s3://{s3.name}/exports/missing.onnx")
+
+
+def test_export_to_an_unwritable_url_fails_before_converting(mlp):
+    from zoo import storage
+
+    module, example = mlp
+    with pytest.raises(storage.FileSystemMissingError, match="pip install gcsfs"):
+        export(module, example, "gs://bucket/mlp.onnx")

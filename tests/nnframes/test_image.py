@@ -133,3 +133,43 @@ def test_image_column_without_image_preprocessing_is_rejected(spark, image_folde
     clf = NNClassifier(model=SmallCNN(), criterion=torch.nn.CrossEntropyLoss(), featuresCol="image")
     with pytest.raises(ZooValueError, match="holds images"):
         clf.fit(df)
+
+
+@pytest.fixture(scope="module")
+def mixed_images(tmp_path_factory):
+    """Images of every kind Spark's image source distinguishes (RGB, RGBA, gray, palette with and
+    without transparency, JPEG), a hidden file, and a file that is not an image."""
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (5, 7, 3), dtype=np.uint8), mode="RGB").save(folder / "rgb.png")
+    Image.fromarray(rng.integers(0, 256, (4, 6, 4), dtype=np.uint8), mode="RGBA").save(folder / "rgba.png")
+    Image.fromarray(rng.integers(0, 256, (6, 3), dtype=np.uint8), mode="L").save(folder / "gray.png")
+    palette = Image.fromarray(rng.integers(0, 256, (5, 5, 3), dtype=np.uint8), mode="RGB").quantize(8)
+    palette.save(folder / "palette.png")
+    palette.save(folder / "palette_alpha.png", transparency=0)
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8), mode="RGB").save(folder / "flat.jpg", quality=95)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_bytes((folder / "rgb.png").read_bytes())
+    return folder
+
+
+def _by_name(df):
+    return {row.image.origin.rsplit("/", 1)[-1]: row.image.asDict() for row in df.collect()}
+
+
+@pytest.mark.parametrize("drop_invalid", [True, False])
+def test_s3_images_give_the_same_dataframe_as_local_ones(spark, s3, mixed_images, drop_invalid):
+    for path in mixed_images.iterdir():
+        s3.fs.put_file(str(path), f"{s3.name}/images/{path.name}")
+    local = NNImageReader.readImages(str(mixed_images), spark, dropInvalid=drop_invalid)
+    remote = NNImageReader.readImages(f"s3a://{s3.name}/images", spark, minPartitions=2, dropInvalid=drop_invalid)
+    assert remote.schema == local.schema
+    assert remote.rdd.getNumPartitions() >= 2
+    expected, got = _by_name(local), _by_name(remote)
+    assert sorted(got) == sorted(expected) == sorted(
+        ["rgb.png", "rgba.png", "gray.png", "palette.png", "palette_alpha.png", "flat.jpg"]
+        + ([] if drop_invalid else ["notes.txt"]))
+    for name, image in got.items():
+        assert image["origin"] == f"s3a://{s3.name}/images/{name}"
+        want = expected[name]
+        assert {k: v for k, v in image.items() if k != "origin"} == {k: v for k, v in want.items() if k != "origin"}, name

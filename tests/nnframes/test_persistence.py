@@ -4,10 +4,13 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StandardScaler, VectorAssembler
+from pyspark.ml.util import DefaultParamsReader
 
+from zoo import storage
 from zoo.engine import MaxEpoch
 from zoo.nnframes import NNClassifier, NNClassifierModel, NNEstimator, NNModel
 
@@ -77,3 +80,27 @@ def test_unfitted_pipeline_with_an_estimator_saves_loads_and_fits(spark, tmp_pat
     stage.setShowProgress(False)
     out = loaded.fit(tabular(spark, 64)).transform(tabular(spark, 8, seed=1))
     assert out.count() == 8 and "prediction" in out.columns
+
+
+def test_stages_save_and_load_on_s3_and_file_urls(spark, s3, tmp_path):
+    df = tabular(spark, 16)
+    torch.manual_seed(0)
+    clf_model = NNClassifierModel(model=torch.nn.Sequential(torch.nn.Linear(3, 2)), featuresCol="raw")
+    net_model = NNModel(model=torch.nn.Linear(3, 1), featuresCol="raw", batchSize=5)
+    frame = VectorAssembler(inputCols=["a", "b", "c"], outputCol="raw").transform(df)
+    for base in (f"s3://{s3.name}/models", f"s3a://{s3.name}/models-a", f"file://{tmp_path}/models"):
+        for name, model, cls in (("nn", net_model, NNModel), ("clf", clf_model, NNClassifierModel)):
+            url = f"{base}/{name}"
+            model.save(url)
+            loaded = cls.load(url)
+            assert loaded.uid == model.uid and loaded.getFeaturesCol() == "raw"
+            np.testing.assert_allclose(predictions(loaded.transform(frame)), predictions(model.transform(frame)))
+            assert storage.listdir(url) == ["metadata", "objects.pkl", "weights.safetensors"]
+            with pytest.raises(FileExistsError, match=r"already exists\. .*stage\.write\(\)\.overwrite\(\)\.save"):
+                model.save(url)
+            model.write().overwrite().save(url)
+    assert s3.keys("models/nn/metadata") == ["models/nn/metadata/_SUCCESS", "models/nn/metadata/part-00000"]
+    # The metadata is pyspark's: its own reader takes it (for local paths, through Spark's file system).
+    assert DefaultParamsReader.loadMetadata(str(tmp_path / "models" / "nn"), spark)["uid"] == net_model.uid
+    with pytest.raises(FileNotFoundError, match="No saved NNModel"):
+        NNModel.load(f"s3://{s3.name}/nothing-here")

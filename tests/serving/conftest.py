@@ -4,7 +4,6 @@ models saved as TorchScript, worker threads and an HTTP frontend on loopback."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,16 +15,11 @@ pytest.importorskip("redis", reason="Cluster Serving tests need the serving extr
 pytest.importorskip("fastapi", reason="Cluster Serving tests need the serving extra: pip install 'spark-zoo[serving]'")
 torch = pytest.importorskip("torch")
 
+from zoo.devcluster.processes import free_port  # noqa: E402,F401 - the serving tests import it from here
 from zoo.serving.config import ServingConfig  # noqa: E402
 from zoo.serving.worker import ServingWorker, connect_config  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def make_certificates(folder):

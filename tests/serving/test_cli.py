@@ -108,3 +108,19 @@ def test_start_reports_a_missing_model(tmp_path):
     config_path.write_text("model:\n  name: m\n  path: missing.onnx\n")
     result = cli("start", "-c", str(config_path), check=False)
     assert result.returncode == 1 and "do not exist" in result.stderr
+
+
+def test_start_checks_a_model_url_through_the_storage_layer(tmp_path, no_s3_credentials, monkeypatch):
+    s3 = no_s3_credentials
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump({"models": [{"name": "m", "path": f"s3://{s3.name}/none.onnx"}],
+                                           "redis": {"port": free_port()}}))
+    result = cli("start", "-c", str(config_path), check=False)
+    assert result.returncode == 1 and "AWS_ACCESS_KEY_ID" in result.stderr
+    assert "spark.hadoop.fs.s3a.access.key" in result.stderr and f"s3://{s3.name}/none.onnx" in result.stderr
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "zoo-test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "zoo-test-secret")
+    result = cli("start", "-c", str(config_path), check=False)
+    assert result.returncode == 1
+    assert f"Model file(s) ['s3://{s3.name}/none.onnx'] do not exist. Fix `path` in {config_path}" in result.stderr
+    assert not (tmp_path / ".zoo-serving" / "state.json").exists()  # nothing was started

@@ -42,3 +42,12 @@ def test_round_trip_and_template(tmp_path):
     assert load_config(tmp_path / "c.yaml").to_dict() == config.to_dict()
     template = yaml.safe_load(TEMPLATE)
     assert ServingConfig.from_dict(template).models[0].name == "my-model"
+
+
+def test_model_urls_are_kept_and_relative_paths_resolve_against_the_config(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"models": [{"name": "a", "path": "s3a://bucket/models/a.onnx"},
+                                               {"name": "b", "path": "models/b.onnx"}]}))
+    config = load_config(path)
+    assert config.models[0].path == "s3a://bucket/models/a.onnx"
+    assert config.models[1].path == str(tmp_path / "models" / "b.onnx")

@@ -14,7 +14,8 @@ from zoo.serving import defaults as D
 from zoo.serving.client import encode_request
 from zoo.serving.config import save_config
 from zoo.serving.metrics import BATCH_SUM, BATCHES, ERRORS, REQUESTS
-from zoo.serving.worker import publish_info
+from zoo.serving.errors import ServingConfigError
+from zoo.serving.worker import load_model, publish_info
 
 from .conftest import make_config
 
@@ -162,3 +163,20 @@ def test_queue_limit_refuses_requests(redis_client, redis_server, models, start_
     OutputQueue(redis_server.url, "cnn").query("r2", timeout=10)
     wait_for(lambda: redis_client.xlen(D.stream_key("cnn")) == 0, message="stream drained")
     inputs.enqueue("r3", input=x)
+
+
+def test_a_worker_serves_a_model_from_s3(redis_client, redis_server, models, start_workers, s3, tmp_path,
+                                         monkeypatch):
+    from zoo.storage.cache import CACHE_ENV
+
+    path, reference = models["cnn"]
+    s3.fs.put_file(path, f"{s3.name}/models/cnn.pt")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    config = make_config(redis_server.url, [{"name": "cnn", "path": f"s3://{s3.name}/models/cnn.pt"}])
+    start_workers(config)
+    x = np.random.default_rng(1).random((2, 3, 8, 8), dtype=np.float32)
+    got = InputQueue(redis_server.url, "cnn").predict(x[0], timeout=10)
+    np.testing.assert_allclose(got, reference(x[:1])[0], rtol=1e-5, atol=1e-5)
+    assert len(os.listdir(tmp_path / "cache")) == 1  # fetched into the worker's local cache
+    with pytest.raises(ServingConfigError, match=r"Model file\(s\) \['s3://.*/models/none.pt'\] do not exist"):
+        load_model(make_config(redis_server.url, [{"name": "none", "path": f"s3://{s3.name}/models/none.pt"}]).models[0])

@@ -5,8 +5,10 @@ Layout of one checkpoint, ``<path>/checkpoint-<iteration>/``:
     optimizer.pt  the optimizer state; for sharded optimizers, per-element state is stored for the
                   whole flat parameter vector, so a checkpoint resumes on any number of workers
     meta.json     {"run_id", "epoch", "iteration", "step_in_epoch", "sharded", "num_params"}
-A checkpoint is written to a hidden temporary directory and renamed into place, so a crash
-never leaves a half-written checkpoint that looks complete.
+`path` is a local path or a URL (file://, hdfs://, s3://, s3a://; see `zoo.storage`). A
+checkpoint is staged and committed atomically (`zoo.storage.staged`): renamed into place where the
+file system renames atomically, and on object stores written with meta.json last. A checkpoint
+counts only when its meta.json exists, so a crash never leaves a half-written one that looks complete.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import uuid
 
 import torch
 
+from zoo import storage
 from zoo.engine.collective import FlatBuffers, all_gather_objects
 
 PREFIX = "checkpoint-"
+MODEL_FILE = "model.pt"
+OPTIMIZER_FILE = "optimizer.pt"
+#: The commit marker: a checkpoint directory without it is incomplete and ignored.
+META_FILE = "meta.json"
 
 
 def gather_optimizer_state(optimizer, sharded: bool, buffers: FlatBuffers) -> dict:
@@ -56,52 +61,46 @@ def shard_optimizer_state(saved: dict, buffers: FlatBuffers) -> dict:
 
 
 def save_checkpoint(path: str, overwrite: bool, meta: dict, model_state: bytes, optimizer_state: dict) -> str:
-    """Write one checkpoint under `path`; with `overwrite`, remove the older ones. Returns its dir."""
-    os.makedirs(path, exist_ok=True)
-    final = os.path.join(path, f"{PREFIX}{meta['iteration']:09d}")
-    staging = os.path.join(path, f".staging-{uuid.uuid4().hex}")
-    os.makedirs(staging)
-    try:
-        with open(os.path.join(staging, "model.pt"), "wb") as f:
+    """Write one checkpoint under `path` (a path or URL); with `overwrite`, remove the older ones.
+    Returns its directory's URL. meta.json is the commit marker (written last on object stores)."""
+    final = storage.join(path, f"{PREFIX}{meta['iteration']:09d}")
+    with storage.staged(final, marker=META_FILE) as folder:
+        with open(os.path.join(folder, MODEL_FILE), "wb") as f:
             f.write(model_state)
-        torch.save(optimizer_state, os.path.join(staging, "optimizer.pt"))
-        with open(os.path.join(staging, "meta.json"), "w") as f:
+        torch.save(optimizer_state, os.path.join(folder, OPTIMIZER_FILE))
+        with open(os.path.join(folder, META_FILE), "w") as f:
             json.dump(meta, f)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     if overwrite:
-        for name in os.listdir(path):
-            if name.startswith(PREFIX) and os.path.join(path, name) != final:
-                shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+        for name in storage.listdir(path):
+            if name.startswith(PREFIX) and storage.join(path, name) != final:
+                storage.remove(storage.join(path, name))
     return final
 
 
+def checkpoint_names(path: str) -> list[str]:
+    """The names of the complete checkpoints (those with a meta.json) under `path`, oldest first."""
+    return [n for n in storage.listdir(path)
+            if n.startswith(PREFIX) and storage.exists(storage.join(path, n, META_FILE))]
+
+
 def latest_checkpoint(path: str) -> str | None:
-    """The directory of the newest complete checkpoint under `path`, or None."""
-    if not os.path.isdir(path):
-        return None
-    names = sorted(n for n in os.listdir(path) if n.startswith(PREFIX)
-                   and os.path.exists(os.path.join(path, n, "meta.json")))
-    return os.path.join(path, names[-1]) if names else None
+    """The directory (URL) of the newest complete checkpoint under `path`, or None."""
+    names = checkpoint_names(path)
+    return storage.join(path, names[-1]) if names else None
 
 
 def load_checkpoint(directory: str) -> tuple[dict, bytes, dict]:
     """(meta, model state bytes, optimizer state) of one checkpoint directory."""
-    with open(os.path.join(directory, "meta.json")) as f:
-        meta = json.load(f)
-    with open(os.path.join(directory, "model.pt"), "rb") as f:
-        model_state = f.read()
-    optimizer_state = torch.load(os.path.join(directory, "optimizer.pt"), weights_only=False)
+    meta = read_meta(directory)
+    model_state = storage.read_bytes(storage.join(directory, MODEL_FILE))
+    optimizer_state = torch.load(io.BytesIO(storage.read_bytes(storage.join(directory, OPTIMIZER_FILE))),
+                                 weights_only=False)
     return meta, model_state, optimizer_state
 
 
 def read_meta(directory: str) -> dict:
     """The meta.json of one checkpoint directory."""
-    with open(os.path.join(directory, "meta.json")) as f:
-        return json.load(f)
+    return json.loads(storage.read_bytes(storage.join(directory, META_FILE)))
 
 
 def model_state_from_bytes(blob: bytes) -> dict:

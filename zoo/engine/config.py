@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
+from zoo import storage
 from zoo.engine.metrics import ValidationMethod, to_validation_methods
 from zoo.engine.triggers import MaxEpoch, Trigger, check_trigger
 from zoo.errors import ZooValueError
@@ -38,8 +40,11 @@ class CheckpointConfig:
 
     `overwrite=True` keeps only the latest checkpoint; `resume=True` starts the fit from the
     latest checkpoint under `path` (a retried Spark stage always resumes from its own).
-    The path must be visible to the executors and the driver (local disk in local mode, a shared
-    file system on a cluster).
+    `path` is a local path or a URL (file://, hdfs://, s3://, s3a://; see `zoo.storage`). On the
+    driver, with a SparkContext active, a scheme-less path is resolved against Spark's
+    ``fs.defaultFS`` (otherwise when the fit starts). It must be visible to the executors and the
+    driver: local disk in local mode; on a cluster a shared mount, HDFS or an object store (the
+    fit checks this before it starts).
     """
 
     path: str
@@ -48,8 +53,13 @@ class CheckpointConfig:
     resume: bool = False
 
     def __post_init__(self):
+        if isinstance(self.path, os.PathLike):
+            self.path = os.fspath(self.path)
         if not isinstance(self.path, str) or not self.path:
-            raise ZooValueError(f"Expected the checkpoint `path` to be a directory path. Received: {self.path!r}.")
+            raise ZooValueError(f"Expected the checkpoint `path` to be a directory path or URL (/dir, hdfs://nn/dir, "
+                                f"s3://bucket/dir). Received: {self.path!r}.")
+        if storage.default_fs() is not None:
+            self.path = storage.resolve(self.path)
         check_trigger("checkpoint trigger", self.trigger)
 
 
@@ -73,7 +83,11 @@ class TrainingConfig:
         shuffle: reshuffle each worker's samples every epoch.
         seed: seeds shuffling and torch on every worker.
         show_progress: a tqdm bar on the driver.
-        tensorboard_dir: where the driver writes TensorBoard events (train/ and validation/).
+        tensorboard_dir: where the driver writes TensorBoard events (train/ and validation/); a
+            path or URL.
+        storage_options: what `zoo.storage.storage_options()` gave on the driver (S3 credentials,
+            endpoint); set by `zoo.engine.storage_preflight`, installed by every worker before it
+            reads or writes a checkpoint. Not shown in the repr: it may hold secrets.
     """
 
     batch_size: int
@@ -93,6 +107,7 @@ class TrainingConfig:
     show_progress: bool = True
     tensorboard_dir: str | None = None
     run_id: str = field(default="")
+    storage_options: dict | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.num_workers, int) or self.num_workers < 1:

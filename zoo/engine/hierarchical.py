@@ -2,8 +2,9 @@
 
 H hosts with L workers each. Within a host the workers share a `SharedArea` (/dev/shm); across
 hosts, the workers with the same local rank r form a gloo group of H. The flat buffers split into
-L segments of H shards; the worker on host h with local rank r owns shard ``r * H + h`` (see
-`zoo.engine.topology`), so segment r holds exactly the shards of cross-host group r.
+L segments of H shards; the worker with local rank r owns shard ``r * H + p``, p being its
+position in cross-host group r (see `zoo.engine.topology`), so segment r holds exactly the shards
+of cross-host group r, in the group's order.
 
 One step:
 1. Every worker writes its gradient into its slot; the host's workers wait for each other.

@@ -19,12 +19,16 @@ import cloudpickle
 
 from zoo.engine.config import TrainingConfig
 from zoo.engine.progress import ProgressClient, ProgressServer
-from zoo.errors import WorkerError, ZooValueError
+from zoo.engine.storage_preflight import storage_preflight
+from zoo.errors import WorkerError, ZooRuntimeError, ZooValueError
+from zoo.storage import install_storage_options
 
 logger = logging.getLogger(__name__)
 
 SPLIT_COLUMN = "__zoo_split"
-RESULT_SCHEMA = "state binary, epoch long, iteration long, samples_per_second double, profile string"
+#: The stage's one result row. The weights themselves go to the driver over the progress channel
+#: (`ProgressClient.send_result`); the row names them by SHA-1.
+RESULT_SCHEMA = "state_sha1 string, epoch long, iteration long, samples_per_second double, profile string"
 
 
 @dataclass
@@ -101,6 +105,7 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
         try:
             payload = cloudpickle.loads(payload_broadcast.value)
             config: TrainingConfig = payload["config"]
+            install_storage_options(config.storage_options)
             cores = int(context.cpus()) if hasattr(context, "cpus") else 1
             torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", cores))))
             torch.manual_seed(config.seed)
@@ -129,11 +134,11 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             loop.resume_if_retried()
             loop.run()
             if rank == 0:
-                state = loop.trainable.state_bytes()
+                digest = reporter.send_result(loop.trainable.state_bytes())
                 yield pa.RecordBatch.from_pydict(
-                    {"state": [state], "epoch": [loop.epoch], "iteration": [loop.iteration],
+                    {"state_sha1": [digest], "epoch": [loop.epoch], "iteration": [loop.iteration],
                      "samples_per_second": [loop.samples_per_second], "profile": [json.dumps(loop.profiles)]},
-                    schema=pa.schema([("state", pa.binary()), ("epoch", pa.int64()), ("iteration", pa.int64()),
+                    schema=pa.schema([("state_sha1", pa.string()), ("epoch", pa.int64()), ("iteration", pa.int64()),
                                       ("samples_per_second", pa.float64()), ("profile", pa.string())]),
                 )
         except BaseException as exc:
@@ -193,6 +198,8 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
 
     Raises:
         WorkerError: a worker failed; carries every failed worker's traceback.
+        StorageError, FileSystemMissingError: the checkpoint or TensorBoard URL is unusable (raised
+            by `storage_preflight` before any Spark job starts).
     """
     started = started or time.time()
     spark = df.sparkSession
@@ -203,6 +210,7 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
             f"stage runs every worker at the same time. Received: numWorkers={config.num_workers}. "
             f"Lower numWorkers or give the cluster more cores."
         )
+    config = storage_preflight(spark, config)
     validation_df = config.validation.data if config.validation else None
     worker_config = dataclasses.replace(
         config, run_id=config.run_id or uuid.uuid4().hex,
@@ -232,10 +240,13 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     from pyspark import InheritableThread
 
     thread = InheritableThread(target=collect, name="zoo-fit")
+    state = None
     try:
         thread.start()
         while thread.is_alive():
             thread.join(timeout=0.2)
+        if len(outcome.get("rows", ())) == 1:
+            state = server.wait_for_result(outcome["rows"][0]["state_sha1"])
     except KeyboardInterrupt:
         sc.cancelJobGroup(group)
         thread.join()
@@ -247,9 +258,17 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
         raise WorkerError(sorted(server.failures)) from outcome.get("error")
     if "error" in outcome:
         raise WorkerError([(-1, f"{type(outcome['error']).__name__}: {outcome['error']}")]) from outcome["error"]
+    if len(outcome["rows"]) != 1:
+        raise ZooRuntimeError(f"The fit's Spark job returned {len(outcome['rows'])} result rows instead of one "
+                              f"(from rank 0); the driver's log says why.")
     row = outcome["rows"][0]
+    if state is None:
+        raise ZooRuntimeError(
+            f"The fit finished, but rank 0's trained weights (SHA-1 {row['state_sha1']}) did not reach the driver "
+            f"at {server.address[0]}:{server.address[1]}. Executors must be able to open connections to the "
+            f"driver's address (spark.driver.host); check firewalls between them.")
     first_step = server.first_step_at or time.time()
-    return FitResult(bytes(row["state"]), int(row["epoch"]), int(row["iteration"]), server.history,
+    return FitResult(state, int(row["epoch"]), int(row["iteration"]), server.history,
                      startup_s=first_step - started, duration_s=time.time() - started,
                      samples_per_second=float(row["samples_per_second"]), topology=server.topology or "",
                      profile=json.loads(row["profile"]))

@@ -2,23 +2,42 @@
 
 The driver listens on a TCP port of its own host; workers connect and send JSON lines. Rank 0
 sends training progress; any worker sends its traceback when it fails, so the driver can cancel
-the stage at once instead of waiting for Spark's retries.
+the stage at once instead of waiting for Spark's retries. Rank 0 also sends the trained weights
+this way (a header line, then the raw bytes) rather than through the Spark job's result, which
+would hold several copies of them in the driver JVM's heap.
+
+TensorBoard events go to a local directory as they come. When the TensorBoard directory is a
+remote URL (hdfs://, s3://), they are written to a local temporary directory and uploaded to the
+URL at flush points (each validation result, and at most every `DEFAULT_TENSORBOARD_SYNC_S`
+seconds of training steps) and when the server closes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import traceback
+
+from zoo import storage
 
 logger = logging.getLogger(__name__)
 
 #: Seconds between two progress messages from rank 0 (errors and validation are sent at once).
 DEFAULT_REPORT_INTERVAL_S = 0.25
+#: Seconds between two uploads of TensorBoard events to a remote URL during training steps.
+DEFAULT_TENSORBOARD_SYNC_S = 30.0
+#: Seconds the driver waits for the trained weights after the job has finished (they are sent
+#: before the job's result, so this is only the tail of their transfer).
+DEFAULT_RESULT_TIMEOUT_S = 120.0
+#: Seconds one send of the weights may stall before the worker gives up on the driver.
+RESULT_SEND_TIMEOUT_S = 60.0
 
 
 class ProgressServer:
@@ -46,7 +65,12 @@ class ProgressServer:
         self.topology: str | None = None
         self._bar = None
         self._writers: dict[str, object] = {}
+        remote = tensorboard_dir is not None and not storage.is_local(tensorboard_dir)
+        self._events_dir = tempfile.mkdtemp(prefix="zoo-tensorboard-") if remote else tensorboard_dir
+        self._synced_at = time.time()
         self._lock = threading.Lock()
+        self._results: dict[str, bytes] = {}
+        self._results_ready = threading.Condition()
         self._socket = socket.create_server((host, 0))
         self._socket.settimeout(0.5)
         self._closed = threading.Event()
@@ -65,7 +89,8 @@ class ProgressServer:
         return self
 
     def close(self) -> None:
-        """Stop listening, close the bar and flush TensorBoard files."""
+        """Stop listening, close the bar and flush TensorBoard files (uploading them to a remote
+        TensorBoard URL)."""
         self._closed.set()
         self._thread.join(timeout=5)
         self._socket.close()
@@ -77,6 +102,25 @@ class ProgressServer:
                 self._bar.close()
             for writer in self._writers.values():
                 writer.close()
+            self._sync_events(final=True)
+
+    def _sync_events(self, final: bool = False) -> None:
+        """Upload the local TensorBoard events to a remote `tensorboard_dir` (no-op when local);
+        `final` removes the local copy once uploaded."""
+        if self._events_dir == self.tensorboard_dir:
+            return
+        if self._writers:
+            for writer in self._writers.values():
+                writer.flush()
+            try:
+                storage.upload(self._events_dir, self.tensorboard_dir)
+            except Exception:  # noqa: BLE001 - lost logs must not fail the fit; they stay on local disk
+                logger.warning("Could not upload TensorBoard events to %s; they are kept in %s",
+                               self.tensorboard_dir, self._events_dir, exc_info=True)
+                return
+            self._synced_at = time.time()
+        if final:
+            shutil.rmtree(self._events_dir, ignore_errors=True)
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():
@@ -89,12 +133,32 @@ class ProgressServer:
             reader.start()
 
     def _read_loop(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("r", encoding="utf-8") as lines:
-            for line in lines:
+        with conn, conn.makefile("rb") as stream:
+            for line in stream:
                 try:
-                    self.handle(json.loads(line))
+                    message = json.loads(line)
+                    if message.get("event") == "result":
+                        self._receive_result(message, stream.read(int(message["size"])))
+                    else:
+                        self.handle(message)
                 except Exception:  # a bad message must never take the driver down
                     logger.exception("Ignoring a progress message that could not be handled")
+
+    def _receive_result(self, header: dict, blob: bytes) -> None:
+        digest = hashlib.sha1(blob).hexdigest()
+        if len(blob) != int(header["size"]) or digest != header["sha1"]:
+            logger.warning("A worker's result arrived incomplete (%d of %s bytes); ignored", len(blob), header["size"])
+            return
+        with self._results_ready:
+            self._results[digest] = blob
+            self._results_ready.notify_all()
+
+    def wait_for_result(self, digest: str, timeout_s: float = DEFAULT_RESULT_TIMEOUT_S) -> bytes | None:
+        """The result bytes whose SHA-1 is `digest` (sent by `ProgressClient.send_result`), once
+        they have arrived; None if they do not arrive within `timeout_s`."""
+        with self._results_ready:
+            self._results_ready.wait_for(lambda: digest in self._results, timeout=timeout_s)
+            return self._results.get(digest)
 
     def handle(self, message: dict) -> None:
         """Dispatch one message from a worker."""
@@ -111,6 +175,7 @@ class ProgressServer:
             elif kind == "validation":
                 self.history.append(message)
                 self._scalars("validation", message["iteration"], message["metrics"])
+                self._sync_events()
                 if self._bar is not None:
                     self._bar.write(f"Validation at iteration {message['iteration']}: " + ", ".join(
                         f"{k}={v:.4f}" for k, v in message["metrics"].items()))
@@ -135,6 +200,8 @@ class ProgressServer:
             self.history.append({"event": "step", "iteration": iteration, "epoch": message["epoch"], "loss": loss})
             self._scalars("train", iteration, {"Loss": loss})
         self._scalars("train", message["iteration"], {"Throughput": message["samples_per_sec"]})
+        if time.time() - self._synced_at >= DEFAULT_TENSORBOARD_SYNC_S:
+            self._sync_events()
         if self._bar is not None:
             self._bar.n = message["iteration"]
             self._bar.set_postfix(epoch=message["epoch"] + 1, loss=f"{message['loss']:.4f}",
@@ -148,7 +215,7 @@ class ProgressServer:
         if writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = self._writers[split] = SummaryWriter(os.path.join(self.tensorboard_dir, split))
+            writer = self._writers[split] = SummaryWriter(os.path.join(self._events_dir, split))
         for name, value in values.items():
             writer.add_scalar(name, value, step)
 
@@ -190,6 +257,20 @@ class ProgressClient:
     def validation(self, iteration: int, epoch: int, metrics: dict) -> None:
         """Report validation results."""
         self._send({"event": "validation", "iteration": iteration, "epoch": epoch, "metrics": metrics})
+
+    def send_result(self, blob: bytes) -> str:
+        """Send `blob` (the trained weights) to the driver on a connection of its own; return its
+        SHA-1, which the driver asks `ProgressServer.wait_for_result` for.
+
+        Raises:
+            OSError: the driver could not be reached (unlike progress, a lost result fails the task).
+        """
+        digest = hashlib.sha1(blob).hexdigest()
+        header = json.dumps({"event": "result", "rank": self.rank, "size": len(blob), "sha1": digest}) + "\n"
+        with socket.create_connection(self.address, timeout=RESULT_SEND_TIMEOUT_S) as connection:
+            connection.sendall(header.encode("utf-8"))
+            connection.sendall(blob)
+        return digest
 
     def error(self, exc: BaseException) -> None:
         """Report this worker's failure with its traceback."""

@@ -12,9 +12,9 @@ of three transports, once per fit, the same on every worker:
 - ``gloo``: one flat gloo all-to-all among all workers (asked for with ``transport="gloo"``, or
   when hosts hold different numbers of workers, or shared memory is unavailable).
 
-Shard ownership follows the transport: under ``hierarchical`` the worker on host h with local
-rank r owns shard ``r * H + h``, so the H shards of segment r sit side by side and one gloo
-exchange per segment serves them all.
+Shard ownership follows the transport: under ``hierarchical`` the worker with local rank r owns
+shard ``r * H + p``, where p is its position in cross-host group r (the group's own rank order),
+so the H shards of segment r sit side by side in the order one gloo exchange lays them out.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class Topology:
         return len({len(self.ranks_on(h)) for h in range(self.num_hosts)}) == 1
 
     def cross_host_ranks(self, local_rank: int) -> list[int]:
-        """The ranks with local rank `local_rank`, one per host, in host order."""
-        return [self.ranks_on(h)[local_rank] for h in range(self.num_hosts)]
+        """The ranks with local rank `local_rank`, one per host, in ascending order (a gloo group's
+        own rank order: torch sorts the ranks of a new group)."""
+        return sorted(self.ranks_on(h)[local_rank] for h in range(self.num_hosts))
 
     def transport(self, requested: str, shared_memory_supported: bool) -> str:
         """The transport for `requested` ("auto" or "gloo"): see the module docstring."""
@@ -100,7 +101,9 @@ class Topology:
     def shard_index(self, transport: str) -> int:
         """Which shard of the flat buffers this worker owns under `transport`."""
         if transport == HIERARCHICAL:
-            return self.local_rank * self.num_hosts + self.host_index
+            # Segment r holds its H shards in the order of cross-host group r's own ranks, the
+            # order in which its all-to-all and all-gather lay them out.
+            return self.local_rank * self.num_hosts + self.cross_host_ranks(self.local_rank).index(self.rank)
         return self.rank
 
     def describe(self, transport: str, compression: str = "none") -> str:

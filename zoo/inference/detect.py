@@ -1,10 +1,12 @@
-"""Tell which kind of model a path holds, from its name first and its first bytes second."""
+"""Tell which kind of model a path holds, from its name first and its first bytes second; and
+bring a model at a URL to local disk (`local_model`) so the runtimes can read it."""
 
 from __future__ import annotations
 
 import os
 import zipfile
 
+from zoo import storage
 from zoo.inference.errors import ModelLoadError
 
 ONNX = "onnx"
@@ -78,3 +80,26 @@ def detect_format(path: str | os.PathLike) -> str:
     if kind is not None:
         return kind
     return ONNX
+
+
+def local_model(path: str | os.PathLike) -> str:
+    """A local path holding the model at `path` (a path or URL).
+
+    A local path is returned as it is (a ``file://`` URL as its path). A remote one (``s3://``,
+    ``hdfs://``, ...) is fetched into `zoo.storage`'s local cache, keyed by its content so a repeated
+    load does not download it again: the file, with the ``.bin`` beside an OpenVINO ``.xml``, or
+    the whole folder of a SavedModel.
+
+    Raises:
+        ModelLoadError: nothing exists at a remote `path`.
+    """
+    path = os.fspath(path)
+    if not storage.has_scheme(path):
+        return path
+    if storage.is_local(path):
+        return storage.local_path(path)
+    if not storage.exists(path):
+        raise ModelLoadError(f"Model file not found: {path!r} (format tried: detected from the name, one of "
+                             f"{SUPPORTED}). Check the URL.")
+    also = [path[: -len(".xml")] + ".bin"] if path.lower().endswith(".xml") else []
+    return storage.fetch(path, also=also)

@@ -1,20 +1,20 @@
 """``export``: write a torch or Keras model as ONNX or OpenVINO IR, checked against the source.
 
-The file is written to a temporary folder beside ``path``, loaded back with its runtime, run on
-``example_input`` and on a batch one sample larger (proving the batch dimension is dynamic), and
-compared with the source model's outputs. Only then is it moved to ``path``; a failed export
-leaves nothing behind.
+The file is written to a staging folder (beside ``path`` when it is local), loaded back with its
+runtime, run on ``example_input`` and on a batch one sample larger (proving the batch dimension is
+dynamic), and compared with the source model's outputs. Only then is it committed to ``path``
+(`zoo.storage.staged_files`: a rename locally, an upload for a URL, the ``.xml`` after its
+``.bin``); a failed export leaves nothing behind. ``path`` may be a URL (``s3://``, ``hdfs://``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
+from zoo import storage
 from zoo.inference.backends import keras as keras_backend
 from zoo.inference.backends import onnxruntime as ort_backend
 from zoo.inference.backends import openvino as ov_backend
@@ -93,7 +93,7 @@ def export(
             Keras 3 ``keras.Model``.
         example_input: an ndarray or a list of ndarrays (one per input, batch first) to trace with
             and to check the result on.
-        path: the file to write: ``*.onnx`` for ``format="onnx"``, ``*.xml`` for
+        path: the file to write, a path or URL: ``*.onnx`` for ``format="onnx"``, ``*.xml`` for
             ``format="openvino"`` (the weights go to the ``.bin`` beside it, kept in f32).
         format: ``"onnx"`` or ``"openvino"``.
         verify: load the written model and compare its outputs with ``model``'s (``numpy.allclose``
@@ -105,7 +105,9 @@ def export(
 
     Raises:
         ExportError: the conversion failed or changed the results; nothing is left at ``path``.
-        ImportError: a converter is missing (Keras -> ONNX needs ``tf2onnx``).
+        ImportError: a converter is missing (Keras -> ONNX needs ``tf2onnx``), or the package for
+            the URL's scheme (``s3fs``).
+        StorageError: a remote ``path`` cannot be written (checked before converting).
     """
     path = os.fspath(path)
     _check_path(path, format)
@@ -118,31 +120,26 @@ def export(
         keras_backend.import_keras()
         expected = [keras_reference(model, b) for b in batches]
 
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".zoo-export-", dir=parent)
+    if not storage.is_local(path):
+        storage.check_writable(storage.parent(path))
     try:
-        staged = os.path.join(staging, os.path.basename(path))
-        if framework == "torch" and format == "onnx":
-            torch_to_onnx(model, arrays, staged, opset=opset)
-        elif framework == "torch":
-            import openvino as ov
+        # The .bin first: a reader opens the .xml and finds its weights beside it.
+        with storage.staged_files(*reversed(_written_files(path, format))) as staged_paths:
+            staged = staged_paths[-1]
+            if framework == "torch" and format == "onnx":
+                torch_to_onnx(model, arrays, staged, opset=opset)
+            elif framework == "torch":
+                import openvino as ov
 
-            ov.save_model(torch_to_openvino(model, arrays), staged, compress_to_fp16=False)
-        else:
-            keras_export(model, staged, format)
-        if verify:
-            actual = _run_exported(staged, format, batches)
-            for want, got, batch in zip(expected, actual, batches):
-                check_outputs(want, got, atol, rtol, f"The exported {format} model (batch {len(batch[0])})")
-        for src, dst in zip(_written_files(staged, format), _written_files(path, format)):
-            os.replace(src, dst)
-    except ExportError:
-        raise
-    except ImportError:
+                ov.save_model(torch_to_openvino(model, arrays), staged, compress_to_fp16=False)
+            else:
+                keras_export(model, staged, format)
+            if verify:
+                actual = _run_exported(staged, format, batches)
+                for want, got, batch in zip(expected, actual, batches):
+                    check_outputs(want, got, atol, rtol, f"The exported {format} model (batch {len(batch[0])})")
+    except (ExportError, ImportError, storage.StorageError):
         raise
     except Exception as exc:  # noqa: BLE001 - any converter failure becomes one clear error
         raise ExportError(f"Exporting {type(model).__name__} to {format} at {path!r} failed: {short(exc)}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path

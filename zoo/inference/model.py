@@ -125,7 +125,7 @@ class InferenceModel:
             raise ValueError(f"Expected `backend` to be one of {list(TORCH_BACKENDS)}. Received: backend={backend!r}.")
         if isinstance(model, (str, os.PathLike)):
             source = os.fspath(model)
-            model = torch_backend.load_program(source)
+            model = torch_backend.load_program(detect.local_model(source))
         else:
             source = f"torch {type(model).__name__}"
         arrays = as_array_list(example_input) if example_input is not None else None
@@ -165,25 +165,25 @@ class InferenceModel:
         """Load an ONNX model (a path, or the serialized bytes) into ONNX Runtime.
 
         Args:
-            path: a ``.onnx`` file, or ``bytes`` of one.
+            path: a ``.onnx`` file (a path or URL), or ``bytes`` of one.
             **ort_options: fields of :class:`OnnxRuntimeConfig`.
         """
         config = make_config(OnnxRuntimeConfig, ort_options, "onnxruntime")
         if isinstance(path, (bytes, bytearray)):
             return self._install(ort_backend.load(bytes(path), config, self.concurrent_num))
-        return self._install(ort_backend.load(os.fspath(path), config, self.concurrent_num))
+        return self._install(ort_backend.load(detect.local_model(path), config, self.concurrent_num))
 
     def load_openvino(self, xml: Any, bin: Any = None, **ov_options: Any) -> "InferenceModel":
         """Load an OpenVINO IR (``model.xml`` and its weights ``model.bin``) and compile it.
 
         Args:
-            xml: path to the ``.xml`` file.
-            bin: path to the weights; by default the ``.bin`` beside ``xml``.
+            xml: path or URL of the ``.xml`` file.
+            bin: path or URL of the weights; by default the ``.bin`` beside ``xml``.
             **ov_options: fields of :class:`OpenVINOConfig` (``hint``, ``streams``, ``threads``,
                 ``precision``, ``device``).
         """
         config = make_config(OpenVINOConfig, ov_options, "openvino")
-        model = ov_backend.read(os.fspath(xml), None if bin is None else os.fspath(bin))
+        model = ov_backend.read(detect.local_model(xml), None if bin is None else detect.local_model(bin))
         return self._install(ov_backend.compile(model, config, self.concurrent_num, os.fspath(xml)))
 
     def load_keras(self, model: Any) -> "InferenceModel":
@@ -191,6 +191,8 @@ class InferenceModel:
 
         For speed, ``export(model, x, "m.xml", format="openvino")`` and :meth:`load_openvino`.
         """
+        if isinstance(model, (str, os.PathLike)):
+            model = detect.local_model(model)
         return self._install(keras_backend.load(model))
 
     def load(self, path: Any, **options: Any) -> "InferenceModel":
@@ -199,8 +201,10 @@ class InferenceModel:
         ``.onnx`` -> ONNX Runtime; ``.xml`` -> OpenVINO; ``.pt``/``.pth`` (TorchScript) and
         ``.pt2`` (ExportedProgram) -> :meth:`load_torch`; ``.keras``/``.h5`` -> Keras; a
         TensorFlow SavedModel directory -> converted with OpenVINO. ``options`` go to that loader.
+        ``path`` may be a URL (``s3://``, ``hdfs://``, ...): the model is fetched into a local cache
+        first (`zoo.inference.detect.local_model`).
         """
-        path = os.fspath(path)
+        path = detect.local_model(path)
         kind = detect.detect_format(path)
         logger.info("Loading %s as %s", path, kind)
         if kind == detect.ONNX:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from zoo import storage
+from zoo.inference import detect
 from zoo.inference.backends import keras as keras_backend
 from zoo.inference.backends import openvino as ov_backend
 from zoo.inference.config import OpenVINOConfig
@@ -92,7 +92,7 @@ def _to_openvino(model: Any, arrays: list[np.ndarray], workdir: str):
     if isinstance(model, ov.Model):
         return model
     if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
+        path = detect.local_model(model)
         if path.endswith(".xml"):
             return ov_backend.read(path)
         if not os.path.isfile(path):
@@ -135,10 +135,10 @@ def quantize(
     """Quantize ``model`` to int8 with NNCF post-training quantization and write it as OpenVINO IR.
 
     Args:
-        model: a torch module, a Keras model, an ``openvino.Model``, or a ``.xml``/``.onnx`` path.
+        model: a torch module, a Keras model, an ``openvino.Model``, or a ``.xml``/``.onnx`` path or URL.
         calibration_data: an ndarray or list of ndarrays (one per input, samples first) that look
             like real inputs; up to ``subset_size`` samples are used.
-        path: the ``.xml`` file to write.
+        path: the ``.xml`` file to write (a path or URL; the ``.bin`` goes beside it).
         eval_data: inputs on which f32 and int8 are compared (default: ``calibration_data``).
         eval_labels: integer class labels for ``eval_data``; with them the report gives top-1
             accuracy of both models and the change.
@@ -167,17 +167,17 @@ def quantize(
         raise ValueError(
             f"Expected one label per evaluation sample ({len(evaluation[0])}). Received {len(labels)} labels."
         )
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix=".zoo-quantize-", dir=parent)
-    try:
+    if not storage.is_local(path):
+        storage.check_writable(storage.parent(path))
+    # Staged (beside a local path) and committed when the report is ready: the .bin, then the .xml.
+    with storage.staged_files(path[: -len(".xml")] + ".bin", path) as (_, staged):
+        workdir = os.path.dirname(staged)
         f32_model = _to_openvino(model, calib, workdir)
         n = len(calib[0])
         items = [[a[i : i + 1] for a in calib] for i in range(n)]
         dataset = nncf.Dataset(items, lambda item: item if len(item) > 1 else item[0])
         preset_value = nncf.QuantizationPreset.PERFORMANCE if preset == "performance" else nncf.QuantizationPreset.MIXED
         int8_model = nncf.quantize(f32_model, dataset, subset_size=min(subset_size, n), preset=preset_value)
-        staged = os.path.join(workdir, os.path.basename(path))
         ov.save_model(int8_model, staged, compress_to_fp16=False)
 
         config = OpenVINOConfig()
@@ -199,19 +199,15 @@ def quantize(
                 )
             fp32_acc = float(np.mean(ref.argmax(1) == labels))
             int8_acc = float(np.mean(got.argmax(1) == labels))
-        os.replace(staged, path)
-        os.replace(staged[: -len(".xml")] + ".bin", path[: -len(".xml")] + ".bin")
-        report = QuantizationReport(
-            path=path,
-            samples=len(evaluation[0]),
-            max_abs_diff=float(diff.max()) if diff.size else 0.0,
-            mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
-            relative_diff=float(diff.mean() / max(np.abs(ref).mean(), 1e-12)) if diff.size else 0.0,
-            top1_agreement=agreement,
-            fp32_accuracy=fp32_acc,
-            int8_accuracy=int8_acc,
-        )
-        logger.info("Quantized: %s", report)
-        return report
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    report = QuantizationReport(
+        path=path,
+        samples=len(evaluation[0]),
+        max_abs_diff=float(diff.max()) if diff.size else 0.0,
+        mean_abs_diff=float(diff.mean()) if diff.size else 0.0,
+        relative_diff=float(diff.mean() / max(np.abs(ref).mean(), 1e-12)) if diff.size else 0.0,
+        top1_agreement=agreement,
+        fp32_accuracy=fp32_acc,
+        int8_accuracy=int8_acc,
+    )
+    logger.info("Quantized: %s", report)
+    return report

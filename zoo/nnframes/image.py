@@ -1,16 +1,24 @@
 """NNImageReader: read image files into a DataFrame with one image struct column.
 
-Reading is Spark's own image data source (`spark.read.format("image")`, decoded on the
-executors); the column is its struct: origin (file URI), height, width, nChannels, mode (OpenCV
-type code), data (row-major pixels, BGR(A) channel order, uint8). When `resizeH` and `resizeW`
-are given, each image is resized on the executors with Pillow (bilinear) after decoding.
+Paths Spark's Hadoop file system reads (local, ``file://``, ``hdfs://``) are read by Spark's own
+image data source (`spark.read.format("image")`, decoded on the executors). Other URLs (``s3://``,
+``s3a://``, ...) are listed on the driver through `zoo.storage`, and each executor fetches its
+files' bytes through `zoo.storage` and decodes them with Pillow exactly as Spark's source decodes
+with Java's ImageIO (`decode_image`), so both give the same column: Spark's image struct, origin
+(the file's URI), height, width, nChannels, mode (OpenCV type code), data (row-major pixels,
+BGR(A) channel order, uint8). When `resizeH` and `resizeW` are given, each image is resized on the
+executors with Pillow (bilinear) after decoding.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+import io
 
+import numpy as np
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
+
+from zoo import storage
 from zoo.errors import ZooValueError
 from zoo.nnframes.image_preprocessing import IMAGE_FIELDS, array_to_image, image_to_array, resize_array
 
@@ -18,6 +26,10 @@ from zoo.nnframes.image_preprocessing import IMAGE_FIELDS, array_to_image, image
 DEFAULT_IMAGE_COLUMN = "image"
 #: Partitions readImages asks for when minPartitions is not given.
 DEFAULT_MIN_PARTITIONS = 1
+#: Schemes Spark's own image source reads through Hadoop's file system; others go through zoo.storage.
+HADOOP_SCHEMES = ("", "file", "hdfs", "viewfs")
+#: Pillow modes Java's ImageIO reads as grayscale (one channel, the first band).
+GRAY_MODES = ("L", "LA", "I", "I;16", "I;16B", "I;16L")
 
 
 def image_schema() -> StructType:
@@ -44,6 +56,65 @@ def _resizer(height: int, width: int):
     return resize
 
 
+def decode_image(data: bytes, origin: str) -> dict | None:
+    """The image struct of encoded image bytes, decoded as Spark's image source decodes them
+    (``ImageSchema.decode``): grayscale images as one channel, images with alpha as BGRA, others as
+    BGR; None when the bytes are not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode in GRAY_MODES:
+                # ImageIO hands out the first band's raw sample; Spark keeps its low byte.
+                band = image.getchannel(0) if image.mode == "LA" else image
+                pixels = (np.asarray(band).astype(np.int64) & 0xFF).astype(np.uint8)[:, :, None]
+            elif image.mode in ("RGBA", "PA") or "transparency" in image.info:
+                pixels = np.asarray(image.convert("RGBA"))[:, :, [2, 1, 0, 3]]
+            else:
+                pixels = np.asarray(image.convert("RGB"))[:, :, ::-1]
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return array_to_image(pixels, origin=origin)
+
+
+def invalid_image(origin: str) -> dict:
+    """The row Spark's image source gives a file that is not an image (with dropInvalid=False)."""
+    return {"origin": origin, "height": -1, "width": -1, "nChannels": -1, "mode": -1, "data": b""}
+
+
+def _is_hidden(url: str, root: str) -> bool:
+    """Whether a file below `root` is one Spark's file listing skips (a name starting with . or _)."""
+    relative = url[len(root):] if url.startswith(root) else storage.basename(url)
+    return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
+
+
+def _decode_files(options: dict, drop_invalid: bool):
+    """The executor side of a storage read: a closure over plain values that yields image rows."""
+
+    def decode(urls):
+        from zoo.storage import install_storage_options, read_bytes
+
+        install_storage_options(options)
+        for url in urls:
+            image = decode_image(read_bytes(url), url)
+            if image is not None or not drop_invalid:
+                yield (image if image is not None else invalid_image(url),)
+
+    return decode
+
+
+def _read_through_storage(spark, path: str, partitions: int, recursive: bool, drop_invalid: bool):
+    """Images at a URL Spark's Hadoop file system does not read: listed here, decoded on the executors."""
+    root = storage.resolve(path)
+    urls = [u for u in storage.list_files(root, recursive=recursive) if not _is_hidden(u, root)]
+    # As a file source gives it: every field nullable.
+    fields = [StructField(f.name, f.dataType, True) for f in image_schema().fields]
+    schema = StructType([StructField(DEFAULT_IMAGE_COLUMN, StructType(fields), True)])
+    rdd = spark.sparkContext.parallelize(urls, max(1, min(len(urls), partitions)))
+    return spark.createDataFrame(rdd.mapPartitions(_decode_files(storage.storage_options(), drop_invalid)), schema)
+
+
 class NNImageReader:
     """Reads images into a DataFrame for nnframes (Analytics Zoo's NNImageReader)."""
 
@@ -53,7 +124,8 @@ class NNImageReader:
         """A DataFrame with one column `image` (Spark's image struct) for the images under `path`.
 
         Args:
-            path: a file, a folder, or a glob (any file system Spark reads: local, HDFS, S3, ...).
+            path: a file, a folder, or a glob: a local path, ``file://`` or ``hdfs://`` (read by
+                Spark's image source), or ``s3://``/``s3a://`` (read through `zoo.storage`).
             spark: the SparkSession; default the active one.
             minPartitions: at least this many partitions (the data is repartitioned when fewer).
             resizeH: height to resize every image to; -1 (default) keeps the sizes as read.
@@ -75,10 +147,13 @@ class NNImageReader:
         if int(minPartitions) < 1:
             raise ZooValueError(f"Expected minPartitions >= 1. Received: minPartitions={minPartitions}.")
         spark = spark or SparkSession.active()
-        reader = spark.read.format("image").option("dropInvalid", bool(dropInvalid))
-        if recursive:
-            reader = reader.option("recursiveFileLookup", "true")
-        df = reader.load(path)
+        if storage.scheme_of(path) in HADOOP_SCHEMES:
+            reader = spark.read.format("image").option("dropInvalid", bool(dropInvalid))
+            if recursive:
+                reader = reader.option("recursiveFileLookup", "true")
+            df = reader.load(path)
+        else:
+            df = _read_through_storage(spark, path, int(minPartitions), recursive, bool(dropInvalid))
         if df.rdd.getNumPartitions() < minPartitions:
             df = df.repartition(int(minPartitions))
         if resizeH != -1:

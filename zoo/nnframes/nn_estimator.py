@@ -13,9 +13,11 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.sql.types import StructType
 
+from zoo import storage
 from zoo.engine.adapters import adapter_for, copy_model, for_workers
 from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
 from zoo.engine.launcher import available_slots, run_fit
+from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
 from zoo.nnframes import input_checks
@@ -152,10 +154,9 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         return self
 
     def setTensorBoard(self, log_dir, app_name="zoo"):
-        """Write TensorBoard events to `log_dir/app_name/{train,validation}` on the driver."""
-        import os
-
-        self.tensorboard_dir = os.path.join(log_dir, app_name)
+        """Write TensorBoard events to `log_dir/app_name/{train,validation}` on the driver;
+        `log_dir` is a path or URL (a remote one gets the events at flush points and at the end)."""
+        self.tensorboard_dir = storage.join(log_dir, app_name)
         return self
 
     def setShowProgress(self, show):
@@ -193,7 +194,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
             raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
                                 "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
         adapter = adapter_for(self.model)
-        config = self._training_config(df)
+        # Storage first: a bad checkpoint URL fails before the input checks below run Spark jobs.
+        config = storage_preflight(df.sparkSession, self._training_config(df))
         feature_cols, label_col = self.feature_columns(), self.getLabelCol()
         kinds = [column_kind(df, c, "features") for c in feature_cols]
         label_kind = column_kind(df, label_col, "label")
@@ -228,6 +230,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         model.fit_startup_s = result.startup_s
         model.fit_duration_s = result.duration_s
         model.fit_samples_per_second = result.samples_per_second
+        model.fit_topology = result.topology
+        model.fit_profile = result.profile
         return model
 
     def _create_model(self, trained, feature_steps, output):
@@ -247,6 +251,9 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         history: per-step training losses and validation results of the fit that made it.
         fit_startup_s, fit_duration_s, fit_samples_per_second: timings of that fit (seconds from
             fit() to the first step, of the whole fit, and steady-state training throughput).
+        fit_topology: the workers' hosts and the gradient transport that fit chose.
+        fit_profile: per worker, mean milliseconds per step in each phase of that fit
+            (see `zoo.engine.profile`).
     """
 
     @keyword_only

@@ -13,6 +13,13 @@ A saved stage is a directory:
                           holds model=None and the model's custom classes under keras_custom_objects
 Because the metadata is pyspark's own, a PipelineModel or Pipeline holding these stages saves
 and loads with pyspark's writers; the validation DataFrame of an estimator is not saved.
+
+`path` is a local path or a URL (file://, hdfs://, s3://, s3a://; see `zoo.storage`), and every
+file of a stage, the metadata included, goes through `zoo.storage`: the stage is staged locally
+and committed atomically, with ``metadata/part-00000`` written last on object stores (readers
+need it first). pyspark's own Pipeline and PipelineModel writers write their metadata through
+Spark's Hadoop file system instead, so a whole PipelineModel saves to s3a:// only where Spark has
+the hadoop-aws jar; a single stage saves and loads on S3 without it.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ import cloudpickle
 from pyspark import SparkContext
 from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
+from zoo import storage
 from zoo.engine.adapters import keras as keras_adapter
 from zoo.nnframes.params import OBJECT_PARAMS
 
 #: The file a keras.Model is saved to, in Keras' own format.
 KERAS_FILE = "model.keras"
+#: The metadata line, where pyspark's writers put it; the commit marker of a saved stage.
+METADATA_FILE = "metadata/part-00000"
 
 #: Attributes (not Params) saved with a stage, when the stage has them.
 SAVED_ATTRIBUTES = ("model", "criterion", "feature_preprocessing", "label_preprocessing", "checkpoint",
@@ -48,7 +58,20 @@ class NNWriter(MLWriter):
         super().__init__()
         self.instance = instance
 
+    def save(self, path: str) -> None:
+        """Save the stage to `path` (a path or URL); with ``overwrite()``, replace what is there.
+
+        Raises:
+            FileExistsError: something exists at `path` and ``overwrite()`` was not called.
+        """
+        path = storage.resolve(path)
+        if not self.shouldOverwrite and storage.exists(path):
+            raise FileExistsError(f"{path!r} already exists. Save to another path, or replace it with "
+                                  f"stage.write().overwrite().save(path).")
+        self.saveImpl(path)
+
     def saveImpl(self, path: str) -> None:
+        """Write the stage's files into a local staging folder, then commit them to `path`."""
         instance = self.instance
         sc = SparkContext._active_spark_context
         metadata = {
@@ -59,22 +82,37 @@ class NNWriter(MLWriter):
             "paramMap": _plain_params(instance._paramMap),
             "defaultParamMap": _plain_params(instance._defaultParamMap),
         }
-        sc.parallelize([json.dumps(metadata, separators=(",", ":"))], 1).saveAsTextFile(
-            os.path.join(path, "metadata"))
         objects = {name: getattr(instance, name) for name in SAVED_ATTRIBUTES if hasattr(instance, name)}
         objects["object_params"] = {p.name: v for p, v in instance._paramMap.items() if p.name in OBJECT_PARAMS}
         model = getattr(instance, "model", None)
         if model is not None and keras_adapter.is_model(model):
             objects["model"] = None
             objects["keras_custom_objects"] = keras_adapter.custom_objects_of(keras_adapter.unwrap(model))
-        with open(os.path.join(path, "objects.pkl"), "wb") as f:
-            cloudpickle.dump(objects, f)
-        if model is not None and keras_adapter.is_model(model):
-            keras_adapter.save_model_file(model, os.path.join(path, KERAS_FILE))
-        elif model is not None:
-            from safetensors.torch import save_model
+        with storage.staged(path, marker=METADATA_FILE) as folder:
+            with open(os.path.join(folder, "objects.pkl"), "wb") as f:
+                cloudpickle.dump(objects, f)
+            if model is not None and keras_adapter.is_model(model):
+                keras_adapter.save_model_file(model, os.path.join(folder, KERAS_FILE))
+            elif model is not None:
+                from safetensors.torch import save_model
 
-            save_model(instance.model, os.path.join(path, "weights.safetensors"))
+                save_model(instance.model, os.path.join(folder, "weights.safetensors"))
+            os.makedirs(os.path.join(folder, "metadata"))
+            # What Spark's text writer leaves: the JSON line in part-00000 and an empty _SUCCESS.
+            with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as f:
+                f.write(json.dumps(metadata, separators=(",", ":")) + "\n")
+            open(os.path.join(folder, "metadata", "_SUCCESS"), "wb").close()
+
+
+def read_metadata(path: str) -> dict:
+    """The metadata of the stage saved at `path`, read through `zoo.storage` (the first line of
+    the first data file in ``metadata/``, as pyspark's ``DefaultParamsReader.loadMetadata`` reads it)."""
+    folder = storage.join(path, "metadata")
+    parts = [n for n in storage.listdir(folder) if not n.startswith(("_", "."))]
+    if not parts:
+        raise FileNotFoundError(f"No metadata under {folder!r}: {path!r} holds no saved stage (or an incomplete one).")
+    line = storage.read_bytes(storage.join(folder, parts[0])).decode("utf-8").split("\n", 1)[0]
+    return DefaultParamsReader._parseMetaData(line)
 
 
 class NNReader(MLReader):
@@ -85,21 +123,24 @@ class NNReader(MLReader):
         self.cls = cls
 
     def load(self, path: str):
-        if not os.path.isdir(path):
+        """The stage saved at `path` (a path or URL)."""
+        path = storage.resolve(path)
+        if not storage.isdir(path):
             raise FileNotFoundError(f"No saved {self.cls.__name__} at {path!r}: the directory does not exist.")
-        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        metadata = read_metadata(path)
+        local = storage.fetch(path)
         instance = self.cls()
         instance._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(instance, metadata)
-        with open(os.path.join(path, "objects.pkl"), "rb") as f:
+        with open(os.path.join(local, "objects.pkl"), "rb") as f:
             objects = cloudpickle.load(f)
         instance._set(**objects.pop("object_params"))
         keras_custom_objects = objects.pop("keras_custom_objects", None)
-        if os.path.exists(os.path.join(path, KERAS_FILE)):
-            objects["model"] = keras_adapter.load_model_file(os.path.join(path, KERAS_FILE), keras_custom_objects)
+        if os.path.exists(os.path.join(local, KERAS_FILE)):
+            objects["model"] = keras_adapter.load_model_file(os.path.join(local, KERAS_FILE), keras_custom_objects)
         for name, value in objects.items():
             setattr(instance, name, value)
-        weights = os.path.join(path, "weights.safetensors")
+        weights = os.path.join(local, "weights.safetensors")
         if getattr(instance, "model", None) is not None and os.path.exists(weights):
             from safetensors.torch import load_model
 

@@ -128,9 +128,9 @@ def cmd_start(args: argparse.Namespace) -> int:
     """Start Redis (when managed), the workers and the frontend; wait until they are ready."""
     config_path = pathlib.Path(args.config)
     config = load_config(config_path)
-    missing = [m.path for m in config.models if not os.path.exists(m.path)]
-    if missing:
-        raise ServingConfigError(f"Model file(s) {missing} do not exist. Fix `path` in {config_path}.")
+    from zoo.serving.worker import check_model_paths
+
+    check_model_paths(config.models, str(config_path))
     folder = state_dir(config_path)
     previous = _read_state(config_path)
     if previous and any(_alive(p.get("pid")) for p in _processes(previous)):

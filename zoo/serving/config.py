@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from zoo import storage
 from zoo.serving import defaults as D
 from zoo.serving.errors import ServingConfigError
 
@@ -136,7 +137,8 @@ class ModelConfig:
     Args:
         name: routing name (letters, digits, ``_ . -``); requests name it, HTTP routes use it.
         path: model file or directory, any kind `zoo.inference.InferenceModel.load` reads
-            (TorchScript ``.pt``, ONNX ``.onnx``, OpenVINO ``.xml``, Keras ``.keras``).
+            (TorchScript ``.pt``, ONNX ``.onnx``, OpenVINO ``.xml``, Keras ``.keras``): a local path
+            or a URL (``s3://``, ``hdfs://``, ...), which each worker fetches into its local cache.
         batch_size: records per predict call at most.
         max_batch_wait_ms: how long a worker waits for a batch to fill after its first record.
         workers: worker processes (or Spark tasks) for this model.
@@ -289,7 +291,8 @@ def _build(cls, data: Any, where: str):
 
 
 def load_config(path: str | pathlib.Path) -> ServingConfig:
-    """Read and validate a `config.yaml`; relative model paths resolve against its folder."""
+    """Read and validate a `config.yaml`; relative model paths resolve against its folder (URLs
+    with a scheme are kept as written)."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ServingConfigError(f"Config file {str(path)!r} does not exist. Create one with `zoo-serving init`.")
@@ -299,6 +302,8 @@ def load_config(path: str | pathlib.Path) -> ServingConfig:
         raise ServingConfigError(f"{path} is not valid YAML: {exc}") from None
     config = ServingConfig.from_dict(data or {})
     for model in config.models:
+        if storage.has_scheme(model.path):
+            continue
         model_path = pathlib.Path(model.path).expanduser()
         if not model_path.is_absolute():
             model.path = str((path.parent / model_path).resolve())
@@ -314,7 +319,7 @@ TEMPLATE = f"""\
 # Cluster Serving configuration. Every key but models[].name and models[].path is optional.
 models:
   - name: my-model              # routing name: POST /models/my-model/predict, InputQueue(url, "my-model")
-    path: ./model.onnx          # TorchScript .pt, ONNX .onnx, OpenVINO .xml or Keras .keras
+    path: ./model.onnx          # TorchScript .pt, ONNX .onnx, OpenVINO .xml or Keras .keras; or s3://, hdfs:// URL
     batch_size: {D.DEFAULT_BATCH_SIZE}               # records per predict call at most
     max_batch_wait_ms: {D.DEFAULT_MAX_BATCH_WAIT_MS}         # wait this long for a batch to fill
     workers: {D.DEFAULT_NUM_WORKERS}                  # worker processes (or Spark tasks)

@@ -7,7 +7,9 @@ model's consumer group under its own consumer name, and returns when the model's
 the cluster has fewer free slots than workers, instead of leaving some workers unscheduled; a
 task that dies is retried with its stage, and the entries it held are reclaimed by the others.
 
-Model paths must be readable on every executor (a shared file system, or the same path on each node).
+Model paths must be readable on every executor: a URL (``s3://``, ``hdfs://``; each task fetches
+the model into its local cache with the driver's storage options, see `zoo.storage`), a shared
+file system, or the same path on each node.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from typing import Any
 
 from zoo.serving import defaults as D
 from zoo.serving.config import ServingConfig, load_config
+from zoo.storage import storage_options
 from zoo.serving.worker import connect_config, publish_info
 
 logger = logging.getLogger(__name__)
 
 
-def _serve_tasks(config_dict: dict[str, Any]):
+def _serve_tasks(config_dict: dict[str, Any], options: dict):
     """The barrier task body: a closure over plain values, importing the worker on the executor."""
 
     def serve(partition):
@@ -36,7 +39,9 @@ def _serve_tasks(config_dict: dict[str, Any]):
 
         from zoo.serving.config import ServingConfig
         from zoo.serving.worker import ServingWorker, connect_config
+        from zoo.storage import install_storage_options
 
+        install_storage_options(options)
         config = ServingConfig.from_dict(config_dict)
         context = BarrierTaskContext.get()
         for name, index in partition:
@@ -61,7 +66,7 @@ def serve_on_spark(spark: Any, config: ServingConfig) -> list[tuple[str, int, in
     tasks = [(model.name, index) for model in config.models for index in range(model.workers)]
     rdd = spark.sparkContext.parallelize(tasks, len(tasks))
     spark.sparkContext.setJobDescription(f"Zoo Cluster Serving: {len(tasks)} workers")
-    return rdd.barrier().mapPartitions(_serve_tasks(config.to_dict())).collect()
+    return rdd.barrier().mapPartitions(_serve_tasks(config.to_dict(), storage_options())).collect()
 
 
 def request_stop(config: ServingConfig) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from zoo import storage
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig, load_config
@@ -46,26 +47,43 @@ FILL_POLL_S = 0.0005
 MAX_BACKOFF_S = 5.0
 
 
+def check_model_paths(models: list[ModelConfig], where: str = "config.yaml") -> None:
+    """Raise unless the model file of every model exists (local paths and URLs, through
+    `zoo.storage`).
+
+    Raises:
+        ServingConfigError: naming the missing paths, or why a URL could not be read (a missing
+            package such as s3fs, missing S3 credentials, an unreachable endpoint).
+    """
+    missing = []
+    for model in models:
+        try:
+            if not storage.exists(model.path):
+                missing.append(model.path)
+        except (storage.StorageError, ImportError) as exc:
+            raise ServingConfigError(f"Cannot read the model path of model {model.name!r}: {exc}") from exc
+    if missing:
+        raise ServingConfigError(f"Model file(s) {missing} do not exist. Fix `path` in {where}.")
+
+
 def load_model(model: ModelConfig) -> Any:
-    """The `zoo.inference.InferenceModel` for ``model.path`` (any kind it detects), limited to
-    ``model.threads_per_worker`` intra-op threads."""
+    """The `zoo.inference.InferenceModel` for ``model.path`` (any kind it detects; a URL is
+    fetched into the local cache first), limited to ``model.threads_per_worker`` intra-op threads."""
     try:
         from zoo.inference import InferenceModel
-        from zoo.inference.detect import ONNX, OPENVINO, detect_format
+        from zoo.inference.detect import ONNX, OPENVINO, detect_format, local_model
     except ImportError as exc:
         raise ServingConfigError(
             f"Cluster Serving needs zoo.inference to load models ({exc}). Install Zoo with the "
             f"`inference` extra: pip install 'spark-zoo[inference,serving]'."
         ) from exc
-    if not os.path.exists(model.path):
-        raise ServingConfigError(
-            f"Model file {model.path!r} of model {model.name!r} does not exist. Fix `path` in config.yaml."
-        )
+    check_model_paths([model])
     _limit_threads(model.threads_per_worker)
-    kind = detect_format(model.path)
+    local = local_model(model.path)
+    kind = detect_format(local)
     options = {ONNX: {"intra_op_threads": model.threads_per_worker},
                OPENVINO: {"threads": model.threads_per_worker}}.get(kind, {})
-    return InferenceModel(concurrent_num=1).load(model.path, **options)
+    return InferenceModel(concurrent_num=1).load(local, **options)
 
 
 def _limit_threads(threads: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo import storage
 from zoo.engine.adapters import keras as keras_adapter
 from zoo.engine.triggers import MaxEpoch
 from zoo.errors import ZooTypeError, ZooValueError
@@ -96,12 +97,13 @@ class KerasModel:
         return np.asarray([r["prediction"] for r in rows], dtype=np.float32).reshape((len(rows),) + shape)
 
     def save_model(self, path: str) -> None:
-        """Save the model in Keras' `.keras` format."""
-        self.model.save(path)
+        """Save the model in Keras' `.keras` format to `path` (a path or URL), atomically."""
+        with storage.staged_files(path) as (staged,):
+            self.model.save(staged)
 
     @staticmethod
     def load_model(path: str, custom_objects=None) -> "KerasModel":
-        """A KerasModel from a `.keras` file saved by `save_model`."""
+        """A KerasModel from a `.keras` file (a path or URL) saved by `save_model`."""
         import keras
 
-        return KerasModel(keras.saving.load_model(path, custom_objects=custom_objects))
+        return KerasModel(keras.saving.load_model(storage.fetch(path), custom_objects=custom_objects))

@@ -1,12 +1,12 @@
 """TFOptimizer: distributed training of a Keras model with its loss (or a custom one), with
-checkpoints and resume, as Analytics Zoo's tfpark.TFOptimizer on TensorFlow 2."""
+checkpoints and resume, as Analytics Zoo's tfpark.TFOptimizer on TensorFlow 2. ``model_dir`` is a
+path or URL (see `zoo.storage`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 
+from zoo import storage
 from zoo.engine import checkpoint as ckpt
 from zoo.engine.adapters import keras as keras_adapter
 from zoo.engine.triggers import EveryEpoch, MaxEpoch, check_trigger
@@ -55,13 +55,14 @@ class TFOptimizer:
         return cls(model, loss_fn, optim_method, dataset, metrics, model_dir)
 
     def load_checkpoint(self, path: str, version: int) -> None:
-        """Load the weights of checkpoint `version` (its iteration) under `path` into the model;
-        the next `optimize` continues from it (optimizer state and position included)."""
-        directory = os.path.join(path, f"{ckpt.PREFIX}{int(version):09d}")
-        if not os.path.exists(os.path.join(directory, "meta.json")):
-            available = sorted(int(n[len(ckpt.PREFIX):]) for n in os.listdir(path) if n.startswith(ckpt.PREFIX)) \
-                if os.path.isdir(path) else []
-            raise ZooValueError(f"No checkpoint version {version} under {path!r}. Available versions: {available}.")
+        """Load the weights of checkpoint `version` (its iteration) under `path` (a path or URL) into
+        the model; the next `optimize` continues from it (optimizer state and position included)."""
+        name = f"{ckpt.PREFIX}{int(version):09d}"
+        available = ckpt.checkpoint_names(path)
+        if name not in available:
+            raise ZooValueError(f"No checkpoint version {version} under {path!r}. Available versions: "
+                                f"{[int(n[len(ckpt.PREFIX):]) for n in available]}.")
+        directory = storage.join(storage.resolve(path), name)
         _, model_state, _ = ckpt.load_checkpoint(directory)
         keras_adapter.load_state_bytes_into(self.model, model_state)
         self._resume_from = directory
@@ -71,13 +72,13 @@ class TFOptimizer:
         target = self.model_dir
         if self._resume_from is None:
             return ({"path": target, "trigger": trigger} if target else None), None
-        target = target or os.path.dirname(self._resume_from)
+        target = storage.resolve(target) if target else storage.parent(self._resume_from)
         if ckpt.latest_checkpoint(target) == self._resume_from:
             return {"path": target, "trigger": trigger, "resume": True}, None
         # Resume from an older version: the engine resumes from the latest checkpoint of a
         # directory, so stage the requested one alone in a hidden directory beside the others.
-        staging = os.path.join(target, f".resume-{uuid.uuid4().hex}")
-        shutil.copytree(self._resume_from, os.path.join(staging, os.path.basename(self._resume_from)))
+        staging = storage.join(target, f".resume-{uuid.uuid4().hex}")
+        _copy_checkpoint(self._resume_from, storage.join(staging, storage.basename(self._resume_from)))
         return {"path": staging, "trigger": trigger, "resume": True}, staging
 
     def optimize(self, end_trigger=None, checkpoint_trigger=None, show_progress: bool = False) -> None:
@@ -91,12 +92,17 @@ class TFOptimizer:
                                           self.dataset.training_batch_size(), end_trigger, self.metrics,
                                           checkpoint=checkpoint, show_progress=show_progress).history
             if staging is not None:
-                target = os.path.dirname(staging)
-                for name in os.listdir(staging):
-                    if name.startswith(ckpt.PREFIX) and name != os.path.basename(self._resume_from):
-                        shutil.rmtree(os.path.join(target, name), ignore_errors=True)
-                        shutil.move(os.path.join(staging, name), os.path.join(target, name))
+                target = storage.parent(staging)
+                for name in ckpt.checkpoint_names(staging):
+                    if name != storage.basename(self._resume_from):
+                        _copy_checkpoint(storage.join(staging, name), storage.join(target, name))
         finally:
             if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+                storage.remove(staging)
         self._resume_from = None
+
+
+def _copy_checkpoint(source: str, target: str) -> None:
+    """Copy one checkpoint directory, committed atomically (meta.json last) at `target`."""
+    with storage.staged(target, marker=ckpt.META_FILE) as folder:
+        storage.download(source, folder)
