@@ -33,7 +33,7 @@ if _CHECKOUT not in sys.path:
     sys.path.insert(0, _CHECKOUT)
 
 #: The public modules, in the order the reference presents them.
-PUBLIC_MODULES = ("zoo", "zoo.engine", "zoo.nnframes", "zoo.tfpark", "zoo.inference", "zoo.serving",
+PUBLIC_MODULES = ("zoo", "zoo.engine", "zoo.nnframes", "zoo.tfpark", "zoo.inference", "zoo.serving", "zoo.flink",
                   "zoo.storage", "zoo.errors", "zoo.dtypes", "zoo.packaging", "zoo.context", "zoo.devcluster")
 #: Where the reference is written, relative to the checkout.
 DEFAULT_OUTPUT = os.path.join("docs", "reference.md")

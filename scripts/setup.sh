@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything Zoo, its tests and its examples need on a fresh Debian machine:
 # system packages (JDK for Spark, redis-server for Cluster Serving, JNA and JUnit 5 for the Java
-# library), a virtualenv in .venv, and Zoo with all its extras. Safe to run again.
+# library), a virtualenv in .venv, and Zoo with all its extras; then the Flink environment
+# .venv-flink (scripts/setup_flink.sh). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch==2.13.0 is pinned so pip takes the local CPU wheel instead of a multi-GB CUDA build.
 .venv/bin/python -m pip install -q -e ".[all,test]" torch==2.13.0
+
+# The Flink environment (.venv-flink): PyFlink cannot share .venv with TensorFlow (protobuf).
+bash scripts/setup_flink.sh

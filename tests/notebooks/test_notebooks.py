@@ -36,6 +36,23 @@ def _missing(checks: list[tuple[bool, str]]) -> str | None:
     return "; ".join(hints) if hints else None
 
 
+#: The kernel of the Flink notebook: the Flink environment's Python (scripts/setup_flink.sh registers it).
+FLINK_KERNEL = "zoo-flink"
+
+
+def _flink_kernel_dir() -> pathlib.Path | None:
+    """The Jupyter data folder holding the Flink environment's kernel, or None without that environment."""
+    from zoo.flink.errors import FlinkSetupError
+    from zoo.flink.runtime import flink_python
+
+    try:
+        python = pathlib.Path(flink_python())
+    except FlinkSetupError:
+        return None
+    folder = python.parents[1] / "share" / "jupyter"
+    return folder if (folder / "kernels" / FLINK_KERNEL).is_dir() else None
+
+
 def _requirements(name: str) -> str | None:
     """Why notebook `name` cannot run here (what to install), or None."""
     if name.startswith("02_"):
@@ -50,6 +67,11 @@ def _requirements(name: str) -> str | None:
             (all(_module(m) for m in ("redis", "fastapi", "uvicorn", "httpx", "PIL")),
              "the serving extra: pip install 'spark-zoo[serving]'"),
         ])
+    if name.startswith("05_"):
+        return _missing([
+            (shutil.which("redis-server") is not None, "redis-server: apt-get install redis-server"),
+            (_flink_kernel_dir() is not None, "the Flink environment and its kernel: bash scripts/setup_flink.sh"),
+        ])
     return None
 
 
@@ -57,9 +79,18 @@ NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
 
 
 def _execute(nb, tmp_path: pathlib.Path):
-    """Run `nb` in a python3 kernel whose working and temporary directory is `tmp_path`."""
+    """Run `nb` in its kernel (python3, or the Flink environment's) whose working and temporary
+    directory is `tmp_path`."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
+    kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+    manager = None
+    if kernel == FLINK_KERNEL:
+        from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        specs = KernelSpecManager(kernel_dirs=[str(_flink_kernel_dir() / "kernels")])
+        manager = KernelManager(kernel_name=kernel, kernel_spec_manager=specs)
+    client = nbclient.NotebookClient(nb, km=manager, kernel_name=kernel, timeout=CELL_TIMEOUT_S,
                                      resources={"metadata": {"path": str(tmp_path)}})
     return client.execute(env=env)
 
@@ -89,8 +120,8 @@ def _plot_cells_without_image(executed) -> list[int]:
             if not any("image/png" in output.get("data", {}) for output in executed.cells[i].outputs)]
 
 
-def test_there_are_four_notebooks():
-    assert [n[:3] for n in NOTEBOOKS] == ["01_", "02_", "03_", "04_"], NOTEBOOKS
+def test_there_are_five_notebooks():
+    assert [n[:3] for n in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"], NOTEBOOKS
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -102,7 +133,8 @@ def test_notebook_is_committed_without_outputs(name):
     assert not dirty, (f"{name}: cells {dirty} hold outputs or execution counts. Clear them before committing "
                        f"(Jupyter: Edit > Clear Outputs of All Cells; or jupyter nbconvert --clear-output --inplace "
                        f"notebooks/{name}).")
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    # The Flink notebook runs in the Flink environment's kernel (PyFlink cannot share .venv with TensorFlow).
+    assert nb.metadata.get("kernelspec", {}).get("name") == (FLINK_KERNEL if name.startswith("05_") else "python3")
 
 
 def test_kernel_runs_this_interpreter_and_a_plot_that_draws_nothing_is_caught(tmp_path):

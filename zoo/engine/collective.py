@@ -43,7 +43,6 @@ def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> T
     world_size = len(infos)
     hosts = tuple(info.address.rsplit(":", 1)[0] for info in infos)
     timeout = datetime.timedelta(seconds=timeout_s)
-    _choose_gloo_interface(hosts[rank], single_host=len(set(hosts)) == 1)
     store = None
     if rank == 0:
         store = dist.TCPStore(hosts[0], 0, world_size, is_master=True, timeout=timeout, wait_for_workers=False)
@@ -54,8 +53,20 @@ def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> T
     if store is None:
         host, port = master.rsplit(":", 1)
         store = dist.TCPStore(host, int(port), world_size, is_master=False, timeout=timeout)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size, timeout=timeout)
-    return Topology(rank, hosts)
+    return join_process_group(store, rank, hosts, timeout_s)
+
+
+def join_process_group(store, rank: int, hosts: tuple[str, ...], timeout_s: int = DEFAULT_TIMEOUT_S) -> Topology:
+    """Join the gloo process group of ``len(hosts)`` workers that meet through `store` (a torch
+    distributed Store), as worker `rank`; `hosts` holds every rank's address, in rank order.
+
+    The Spark barrier stage (`init_process_group`) and Zoo's Flink operators (`zoo.flink.training`)
+    both end here, so the interface choice and the topology are the same for both.
+    """
+    _choose_gloo_interface(hosts[rank], single_host=len(set(hosts)) == 1)
+    timeout = datetime.timedelta(seconds=timeout_s)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=len(hosts), timeout=timeout)
+    return Topology(rank, tuple(hosts))
 
 
 #: GLOO_SOCKET_IFNAME as the user set it before Zoo chose one (a reused Python worker keeps the

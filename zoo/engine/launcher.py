@@ -94,7 +94,6 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
         import torch
         from pyspark import BarrierTaskContext
 
-        from zoo.engine import checkpoint as ckpt
         from zoo.engine.adapters import adapter_for
         from zoo.engine.arrow_data import read_columns, spill_to_disk
         from zoo.engine.collective import destroy_process_group, init_process_group
@@ -132,12 +131,7 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             rank = topology.rank
             loop = WorkerLoop(adapter, adapter.Trainable(model, criterion), config, train, validation,
                               topology, reporter if rank == 0 else None)
-            checkpoint = config.checkpoint
-            if checkpoint is not None:
-                latest = ckpt.latest_checkpoint(checkpoint.path)
-                # A checkpoint of this very fit (same run_id) exists only when Spark retries the stage.
-                if latest and (checkpoint.resume or ckpt.read_meta(latest)["run_id"] == config.run_id):
-                    loop.restore(latest)
+            loop.resume_if_retried()
             loop.run()
             if rank == 0:
                 digest = reporter.send_result(loop.trainable.state_bytes())

@@ -149,6 +149,20 @@ class WorkerLoop:
         logger.info("Worker %d resumed from %s (epoch %d, iteration %d)", self.rank, directory,
                     self.epoch, self.iteration)
 
+    def resume_if_retried(self) -> bool:
+        """Restore the latest checkpoint under the fit's checkpoint path when the fit asks to resume,
+        or when that checkpoint belongs to this very fit (same run_id): it exists only when the
+        engine runs the workers again after a failure (a retried Spark stage, a restarted Flink
+        task). Returns whether it restored one."""
+        checkpoint = self.config.checkpoint
+        if checkpoint is None:
+            return False
+        latest = ckpt.latest_checkpoint(checkpoint.path)
+        if latest and (checkpoint.resume or ckpt.read_meta(latest)["run_id"] == self.config.run_id):
+            self.restore(latest)
+            return True
+        return False
+
     # ---- one step -----------------------------------------------------------------------
     def _local_forward_backward(self, index: np.ndarray, weight: float) -> None:
         self.buffers.grads.zero_()

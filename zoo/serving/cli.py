@@ -4,7 +4,7 @@
   loopback, ``--secrets`` fills in a random bearer token and Redis password (the default off
   loopback, where they are required) and makes the file readable by its owner only.
 - ``start`` starts a local redis-server when no ``redis.url`` is configured, then the workers
-  (local processes, or one Spark job with ``--master``) and the HTTP frontend, waits until they are
+  (local processes, one Spark job with ``--master``, or one Flink job with ``--engine flink``) and the HTTP frontend, waits until they are
   ready, and records their process ids in ``.zoo-serving/state.json`` beside the config.
 - ``stop`` asks the workers to finish their batch (stop key + SIGTERM), then stops the rest.
 - ``status`` shows the processes, live workers, queue lengths and counters; exit code 3 when stopped.
@@ -37,6 +37,8 @@ DEFAULT_START_TIMEOUT_S = 120.0
 DEFAULT_STOP_TIMEOUT_S = 15.0
 #: ``status`` exit code when the deployment is not running (as LSB init scripts use).
 EXIT_NOT_RUNNING = 3
+#: Engines that run all workers as one job (state.json keys): Spark (``--master``) and Flink.
+JOB_ENGINES = ("spark", "flink")
 
 
 def state_dir(config_path: pathlib.Path) -> pathlib.Path:
@@ -66,7 +68,7 @@ def _alive(pid: int | None) -> bool:
 
 
 def _processes(state: dict[str, Any]) -> list[dict[str, Any]]:
-    return [*state.get("workers", []), *([state["spark"]] if state.get("spark") else []),
+    return [*state.get("workers", []), *[state[job] for job in JOB_ENGINES if state.get(job)],
             *([state["frontend"]] if state.get("frontend") else []),
             *([state["redis"]] if state.get("redis") else [])]
 
@@ -183,6 +185,12 @@ def cmd_start(args: argparse.Namespace) -> int:
             log = folder / "logs" / "spark.log"
             state["spark"] = {"role": "spark", "pid": _spawn([python, "-m", "zoo.serving.spark", "--config", cfg,
                                                               "--master", args.master], log), "log": str(log)}
+        elif args.engine == "flink":
+            from zoo.flink.runtime import flink_python
+
+            log = folder / "logs" / "flink.log"
+            state["flink"] = {"role": "flink", "pid": _spawn([flink_python(), "-m", "zoo.flink.serving", "--config", cfg],
+                                                             log), "log": str(log)}
         else:
             for model in config.models:
                 for index in range(model.workers):
@@ -240,11 +248,11 @@ def _stop_state(state: dict[str, Any], config: ServingConfig, timeout_s: float) 
         request_stop(config)
     except Exception:  # Redis may already be gone; signals below still stop the processes
         pass
-    if state.get("spark"):
+    for job in (state[name] for name in JOB_ENGINES if state.get(name)):
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(state["spark"]["pid"]):
+        while time.monotonic() < deadline and _alive(job["pid"]):
             time.sleep(0.1)
-    for process in [*state.get("workers", []), *([state["spark"]] if state.get("spark") else []),
+    for process in [*state.get("workers", []), *[state[job] for job in JOB_ENGINES if state.get(job)],
                     *([state["frontend"]] if state.get("frontend") else [])]:
         _terminate(process["pid"], timeout_s)
     if state.get("redis"):
@@ -318,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "start":
             command.add_argument("--master", default=None,
                                  help="run the workers as a Spark job on this master (local[4], spark://..., yarn)")
+            command.add_argument("--engine", choices=("local", "flink"), default="local",
+                                 help="local: worker processes (default); flink: one Flink job, run in the "
+                                      "Flink environment (.venv-flink, see scripts/setup_flink.sh)")
             command.add_argument("--no-http", action="store_true", help="do not start the HTTP frontend")
             command.add_argument("--timeout", type=float, default=DEFAULT_START_TIMEOUT_S,
                                  help="seconds to wait for readiness")
