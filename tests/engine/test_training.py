@@ -86,6 +86,19 @@ def test_two_workers_equal_single_process_reference(spark, name, transport):
     assert [h["iteration"] for h in losses] == list(range(1, 2 * math.ceil(37 / 7) + 1))
 
 
+def test_the_topology_is_logged_once_per_fit_and_kept_on_the_model(spark, caplog):
+    parts = regression_partitions([20, 20])
+    df = rows_in_partitions(spark, parts, SCHEMA)
+    with caplog.at_level("INFO", logger="zoo.engine.progress"):
+        model = NNEstimator(model=make_net(), criterion=torch.nn.MSELoss(), batchSize=8, maxEpoch=2,
+                            numWorkers=2).setShowProgress(False).fit(df)
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Zoo fit topology:")]
+    assert logged == ["Zoo fit topology: 1 host(s) x 2 worker(s): shared memory"]
+    assert model.fit_topology == "1 host(s) x 2 worker(s): shared memory"
+    phases = {"batch", "forward_backward", "reduce_scatter", "optimizer", "all_gather", "other", "step_ms", "steps"}
+    assert len(model.fit_profile) == 2 and all(phases <= set(p) for p in model.fit_profile)
+
+
 def test_an_empty_partition_neither_hangs_nor_changes_the_result(spark):
     parts = regression_partitions([30, 0])
     df = rows_in_partitions(spark, parts, SCHEMA)
