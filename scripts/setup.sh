@@ -21,8 +21,9 @@ if [[ ! -x .venv/bin/python ]]; then
   python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# torch==2.13.0 is pinned so pip takes the local CPU wheel instead of a multi-GB CUDA build.
-.venv/bin/python -m pip install -q -e ".[all,test]" torch==2.13.0
+# torch==2.13.0+cpu names the local CPU wheel: a bare 2.13.0 lets pip prefer the CUDA build
+# (+cu130 sorts above +cpu), whose triton crashes on import beside TensorFlow.
+.venv/bin/python -m pip install -q -e ".[all,test]" torch==2.13.0+cpu
 
 # The Flink environment (.venv-flink): PyFlink cannot share .venv with TensorFlow (protobuf).
 bash scripts/setup_flink.sh

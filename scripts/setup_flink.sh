@@ -33,7 +33,7 @@ overrides="$(mktemp)"
 trap 'rm -f "$overrides"' EXIT
 echo "$PYARROW_OVERRIDE" > "$overrides"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" "${uv_args[@]}" --override "$overrides" \
-  -e ".[$EXTRAS]" torch==2.13.0
+  -e ".[$EXTRAS]" torch==2.13.0+cpu
 # The notebook kernel of the Flink notebook (notebooks/05_*): this environment's Python.
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name zoo-flink \
   --display-name "Python 3 (Zoo on Flink)" >/dev/null
