@@ -107,7 +107,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
             gradientCompression).
 
     Training runs as one barrier stage of `numWorkers` tasks (default: all task slots) that
-    aggregate gradients in shards among themselves; see DESIGN.md.
+    aggregate gradients in shards among themselves; see docs/design.md.
     """
 
     @keyword_only
