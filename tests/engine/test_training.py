@@ -221,12 +221,13 @@ def test_checkpoint_and_resume_continue_from_the_saved_iteration(spark, tmp_path
 
 
 def test_bf16_compression_and_disk_cached_samples_still_converge(spark):
+    """Over gloo: shared memory (what 'auto' picks on one host) carries no bf16 and would skip it."""
     x, y = separable(400)
     df = frame_from_arrays(spark, x, y)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
     model = NNClassifier(model=net, criterion=torch.nn.CrossEntropyLoss(), batchSize=32, maxEpoch=6,
-                         learningRate=0.3, gradientCompression="bf16", cachingSample=False
+                         learningRate=0.3, gradientCompression="bf16", cachingSample=False, transport="gloo"
                          ).setShowProgress(False).fit(df)
     accuracy = model.transform(df).selectExpr("avg(cast(prediction = label as double))").first()[0]
     assert accuracy > 0.93

@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 
 from zoo.devcluster.processes import free_port  # noqa: E402,F401 - the serving tests import it from here
 from zoo.serving.config import ServingConfig  # noqa: E402
-from zoo.serving.worker import ServingWorker, connect_config  # noqa: E402
+from zoo.serving.connection import connect_config  # noqa: E402
+from zoo.serving.worker import ServingWorker  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 

@@ -16,7 +16,7 @@ import pytest
 
 from zoo.serving import InputQueue, QueueFullError
 from zoo.serving import defaults as D
-from zoo.serving.worker import publish_info
+from zoo.serving.connection import publish_info
 
 from .conftest import make_config
 from .faults import Tally, close_enough, nested_list, nested_object, png_bomb, strict_json, wait_until

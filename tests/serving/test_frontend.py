@@ -8,7 +8,7 @@ import pytest
 
 from zoo.serving import InputQueue
 from zoo.serving.metrics import parse
-from zoo.serving.worker import publish_info
+from zoo.serving.connection import publish_info
 
 from .conftest import make_config
 from .test_client import expected_image_tensor, png_bytes

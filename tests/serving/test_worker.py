@@ -15,7 +15,8 @@ from zoo.serving.client import encode_request
 from zoo.serving.config import save_config
 from zoo.serving.metrics import BATCH_SUM, BATCHES, ERRORS, REQUESTS
 from zoo.serving.errors import ServingConfigError
-from zoo.serving.worker import load_model, publish_info
+from zoo.serving.connection import publish_info
+from zoo.serving.worker import load_model
 
 from .conftest import make_config
 

@@ -59,7 +59,7 @@ def _checked_redis_client(config: ServingConfig):
     import redis
 
     from zoo.serving.errors import ServingConfigError
-    from zoo.serving.worker import connect_config
+    from zoo.serving.connection import connect_config
 
     client = connect_config(config)
     try:
@@ -89,7 +89,8 @@ class RedisServeFunction:
 
     def open(self, runtime_context) -> None:
         """Load the model, join the consumer group and publish the model's info."""
-        from zoo.serving.worker import connect_config, load_model, publish_info
+        from zoo.serving.connection import connect_config, publish_info
+        from zoo.serving.worker import load_model
 
         config = ServingConfig.from_dict(self.config)
         consumer = (f"flink-{self.model.name}-{runtime_context.get_index_of_this_subtask()}-"

@@ -171,7 +171,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             state["redis"] = {"role": "redis", "pid": server.pid, "url": server.url,
                               "log": str(data_dir / "redis.log")}
             save()
-        from zoo.serving.worker import connect_config, publish_info
+        from zoo.serving.connection import connect_config, publish_info
 
         client = connect_config(config)
         client.ping()
@@ -280,7 +280,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"processes": [{"role": p["role"], "pid": p["pid"], "alive": _alive(p["pid"])}
                                             for p in _processes(state)], "models": []}
     try:
-        from zoo.serving.worker import connect_config
+        from zoo.serving.connection import connect_config
 
         client = connect_config(config)
         for model in config.models:

@@ -52,9 +52,9 @@ def check_enqueued(model: str, reply: list, requested: int, retry_after_s: int) 
 def decode_result(uri: str, payload: bytes) -> Any:
     """The value of a result payload, or a `PredictionError` instance when the worker failed it."""
     result = codec.decode(payload)
-    if "error" in result:
-        return PredictionError(uri, result["error"])
-    return result["ok"]
+    if D.RESULT_ERROR in result:
+        return PredictionError(uri, result[D.RESULT_ERROR])
+    return result[D.RESULT_OK]
 
 
 class _Queue:
@@ -153,7 +153,9 @@ class InputQueue(_Queue):
         uri = f"sync-{uuid.uuid4().hex}"
         self._send([(uri, encode_request(inputs))], deadline)
         key = D.result_key(self.name, uri)
-        payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
+        payload = None
+        while payload is None and waiting(deadline):
+            payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:
             raise ResultTimeoutError(uri, timeout)
         try:  # only now that the value is in hand
@@ -167,13 +169,19 @@ class InputQueue(_Queue):
 
 
 def read_result(client: Any, key: str, deadline: float) -> Any:
-    """The result at ``key``, waiting until ``deadline`` (``client`` sync or asyncio). It stays in
-    place (BLMOVE of a list onto itself), so a reply lost with a broken connection is read again
-    on the retry; whoever reads it deletes it once the value is in hand."""
+    """The result at ``key``, waiting until ``deadline`` but at most `MAX_BLOCKING_READ_S`
+    (``client`` sync or asyncio): ``None`` means not yet, and callers read again until their
+    deadline. It stays in place (BLMOVE of a list onto itself), so a reply lost with a broken
+    connection is read again on the retry; whoever reads it deletes it once the value is in hand."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return client.lindex(key, 0)
-    return client.blmove(key, key, remaining, "LEFT", "RIGHT")
+    return client.blmove(key, key, min(remaining, D.MAX_BLOCKING_READ_S), "LEFT", "RIGHT")
+
+
+def waiting(deadline: float) -> bool:
+    """Whether a reader whose `read_result` came back empty has time left to read again."""
+    return time.monotonic() < deadline
 
 
 class OutputQueue(_Queue):
@@ -190,6 +198,8 @@ class OutputQueue(_Queue):
         now = time.monotonic()
         deadline = now + timeout
         payload = self._call(lambda: read_result(self._redis, key, deadline), max(deadline, now + self.retry_s))
+        while payload is None and waiting(deadline):
+            payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:
             return None
         value = decode_result(uri, payload)

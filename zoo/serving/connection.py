@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio as _asyncio
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlparse
 
 import redis
@@ -22,22 +22,26 @@ from redis.backoff import EqualJitterBackoff, NoBackoff
 from zoo.serving import defaults as D
 from zoo.serving.errors import RedisUnavailableError, ServingConfigError
 
+if TYPE_CHECKING:
+    from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig
+
 T = TypeVar("T")
 
 #: Lua: add the request's ``uri, data, t`` triples only when all of them fit under the queue limit
 #: (the limit the deployment published in the model's info hash wins over the caller's ARGV[1]).
 #: Returns ``{added, length before, limit}``; ``added`` is 0 when the request was refused.
-ENQUEUE_SCRIPT = """
-local limit = tonumber(redis.call('HGET', KEYS[2], 'max_queue_length') or ARGV[1])
+ENQUEUE_SCRIPT = f"""
+local limit = tonumber(redis.call('HGET', KEYS[2], '{D.INFO_MAX_QUEUE_LENGTH}') or ARGV[1])
 local length = redis.call('XLEN', KEYS[1])
 local n = (#ARGV - 1) / 3
 if length + n > limit then
-  return {0, length, limit}
+  return {{0, length, limit}}
 end
 for i = 0, n - 1 do
-  redis.call('XADD', KEYS[1], '*', 'uri', ARGV[2 + 3 * i], 'data', ARGV[3 + 3 * i], 't', ARGV[4 + 3 * i])
+  redis.call('XADD', KEYS[1], '*', '{D.FIELD_URI}', ARGV[2 + 3 * i], '{D.FIELD_DATA}', ARGV[3 + 3 * i],
+             '{D.FIELD_ENQUEUED_AT}', ARGV[4 + 3 * i])
 end
-return {n, length, limit}
+return {{n, length, limit}}
 """
 
 #: Errors that mean Redis cannot be reached right now: refused or reset connections, timeouts, and
@@ -89,6 +93,10 @@ def connect(
 ) -> Any:
     """A `redis.Redis` (or `redis.asyncio.Redis` when ``asyncio``) for ``url``.
 
+    Replies have a finite read timeout (`DEFAULT_REDIS_SOCKET_TIMEOUT_S`), above the longest
+    blocking read Zoo issues, so a half-open connection raises `redis.TimeoutError` (which callers
+    retry) instead of hanging.
+
     Args:
         url: ``redis://host:port/db``, ``rediss://`` for TLS, or ``unix://path``.
         password: Redis password; overrides one embedded in the URL.
@@ -103,11 +111,10 @@ def connect(
         raise ServingConfigError(
             f"Expected a Redis URL starting with redis://, rediss:// or unix://. Received {url!r}."
         )
-    # No read timeout: XREADGROUP BLOCK and BLMOVE wait longer than redis-py 8's default of 5 s.
     # No retries inside redis-py: callers retry with a deadline (call_with_retry), the workers in
     # their loop, so one failure is never retried by two layers.
     no_retries = (redis.asyncio.retry if asyncio else redis.retry).Retry(NoBackoff(), 0)
-    options: dict[str, Any] = {"socket_timeout": None, "socket_connect_timeout": D.DEFAULT_REDIS_CONNECT_TIMEOUT_S,
+    options: dict[str, Any] = {"socket_timeout": D.DEFAULT_REDIS_SOCKET_TIMEOUT_S, "socket_connect_timeout": D.DEFAULT_REDIS_CONNECT_TIMEOUT_S,
                                "retry": no_retries}
     if password is not None:
         options["password"] = password
@@ -125,3 +132,17 @@ def connect(
         )
     module = redis.asyncio if asyncio else redis
     return module.Redis.from_url(url, **options)
+
+
+def connect_config(config: ServingConfig) -> redis.Redis:
+    """A synchronous client for the Redis of ``config``."""
+    return connect(config.redis.effective_url, **config.redis.connection_options())
+
+
+def publish_info(client: redis.Redis, model: ModelConfig, queue: QueueConfig) -> None:
+    """Write the model's info hash (read by clients for the queue limit and by ``GET /models``)."""
+    client.hset(D.info_key(model.name), mapping={
+        "name": model.name, "path": model.path, "batch_size": model.batch_size,
+        "max_batch_wait_ms": model.max_batch_wait_ms, "workers": model.workers,
+        D.INFO_MAX_QUEUE_LENGTH: queue.max_queue_length, "top_n": model.top_n or 0,
+    })

@@ -35,6 +35,13 @@ DEFAULT_HEARTBEAT_TTL_S = 15
 DEFAULT_REDIS_RETRY_S = 5.0
 #: Seconds a connection attempt to Redis may take before it counts as a failure (and is retried).
 DEFAULT_REDIS_CONNECT_TIMEOUT_S = 5.0
+#: The longest a single blocking Redis read waits (a result's BLMOVE); a longer wait is several
+#: such reads, so every connection can have the finite read timeout below.
+MAX_BLOCKING_READ_S = 5.0
+#: Seconds a Redis reply may take before the connection counts as broken (and is retried): above
+#: the longest blocking read, so only a half-open or hung connection trips it, rather than
+#: hanging a worker or the frontend forever (as rq does with its socket timeout).
+DEFAULT_REDIS_SOCKET_TIMEOUT_S = MAX_BLOCKING_READ_S + 5.0
 #: When the managed redis-server fsyncs its append-only file: "everysec" (a crash of the host loses
 #: at most about a second of requests; a crash of redis-server itself loses none), "always"
 #: (nothing, at a cost in throughput) or "no" (the operating system decides).
@@ -73,6 +80,17 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 KEY_PREFIX = "zoo:serving"
 #: Consumer group all workers of one model join.
 CONSUMER_GROUP = "zoo-serving-workers"
+
+#: Fields of a request entry in a model's stream: the request's id, its encoded inputs, and the
+#: enqueue time (seconds since the epoch, for the latency metric).
+FIELD_URI = "uri"
+FIELD_DATA = "data"
+FIELD_ENQUEUED_AT = "t"
+#: Keys of a result envelope: exactly one of them, the prediction or the reason it failed.
+RESULT_OK = "ok"
+RESULT_ERROR = "error"
+#: Field of a model's info hash that holds its queue limit (read by the enqueue script).
+INFO_MAX_QUEUE_LENGTH = "max_queue_length"
 
 
 def stream_key(model: str) -> str:

@@ -54,7 +54,7 @@ from starlette.background import BackgroundTask
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving import metrics
-from zoo.serving.client import check_enqueued, decode_result, enqueue_args, read_result
+from zoo.serving.client import check_enqueued, decode_result, enqueue_args, read_result, waiting
 from zoo.serving.config import ModelConfig, ServingConfig, load_config
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, acall_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, RedisUnavailableError
@@ -312,7 +312,9 @@ async def _wait(client: Any, model: str, uris: list[str], timeout_s: float, url:
     results: dict[str, bytes] = {}
     for uri in uris:
         key = D.result_key(model, uri)
-        payload = await acall_with_retry(lambda: read_result(client, key, deadline), url=url, deadline=deadline)
+        payload = None
+        while payload is None and waiting(deadline):
+            payload = await acall_with_retry(lambda: read_result(client, key, deadline), url=url, deadline=deadline)
         if payload is None:
             raise HTTPError(504, f"No result from model {model!r} within {timeout_s} s for {len(uris) - len(results)} "
                                  f"of {len(uris)} instances. Check `zoo-serving status` for live workers.")

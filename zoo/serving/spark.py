@@ -23,7 +23,7 @@ from typing import Any
 from zoo.serving import defaults as D
 from zoo.serving.config import ServingConfig, load_config
 from zoo.storage import storage_options
-from zoo.serving.worker import connect_config, publish_info
+from zoo.serving.connection import connect_config, publish_info
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def _serve_tasks(config_dict: dict[str, Any], options: dict):
         from pyspark import BarrierTaskContext
 
         from zoo.serving.config import ServingConfig
-        from zoo.serving.worker import ServingWorker, connect_config
+        from zoo.serving.connection import connect_config
+        from zoo.serving.worker import ServingWorker
         from zoo.storage import install_storage_options
 
         install_storage_options(options)

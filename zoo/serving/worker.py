@@ -37,7 +37,7 @@ from zoo import storage
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig, load_config
-from zoo.serving.connection import UNAVAILABLE, connect
+from zoo.serving.connection import UNAVAILABLE, connect_config, publish_info
 from zoo.serving.errors import ServingConfigError
 from zoo.serving.metrics import record_batch, record_dead_letters
 from zoo.serving.processing import to_model_inputs, top_n
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two checks of the model's stop key.
 STOP_CHECK_INTERVAL_S = 0.5
+#: Stream entry fields as redis-py returns them (bytes).
+_URI, _DATA, _ENQUEUED_AT = (name.encode() for name in (D.FIELD_URI, D.FIELD_DATA, D.FIELD_ENQUEUED_AT))
 #: Milliseconds an idle worker blocks in XREADGROUP before it checks heartbeat and stop key again.
 IDLE_BLOCK_MS = 250
 #: Seconds between two polls of the stream while a batch fills.
@@ -405,18 +407,18 @@ class ServingWorker:
         self._write(records)
 
     def _decode(self, entry_id: bytes, fields: dict) -> _Record:
-        uri = fields.get(b"uri")
+        uri = fields.get(_URI)
         record = _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None, fields)
         try:
             if uri is None:
-                raise ValueError("the stream entry has no `uri` field")
-            record.enqueued_at = float(fields.get(b"t", b"nan"))
-            if b"data" not in fields:
-                raise ValueError("the stream entry has no `data` field")
-            record.inputs = to_model_inputs(codec.decode(fields[b"data"]), self.model)
+                raise ValueError(f"the stream entry has no `{D.FIELD_URI}` field")
+            record.enqueued_at = float(fields.get(_ENQUEUED_AT, b"nan"))
+            if _DATA not in fields:
+                raise ValueError(f"the stream entry has no `{D.FIELD_DATA}` field")
+            record.inputs = to_model_inputs(codec.decode(fields[_DATA]), self.model)
             record.signature = tuple((name, a.shape, a.dtype.str) for name, a in record.inputs.items())
         except Exception as exc:  # a poison request is answered, never raised
-            record.result = {"error": f"Cannot read request: {_error_text(exc)}"}
+            record.result = {D.RESULT_ERROR: f"Cannot read request: {_error_text(exc)}"}
         return record
 
     def _exhausted(self, entries: list) -> dict[bytes, int]:
@@ -432,12 +434,12 @@ class ServingWorker:
     def _dead_letter(self, entry_id: bytes, fields: dict, deliveries: int) -> _Record:
         """A record for an exhausted entry, bound for the dead-letter stream; it is not decoded,
         since decoding may be what killed its workers."""
-        uri = fields.get(b"uri")
+        uri = fields.get(_URI)
         reason = (f"delivered {deliveries} times (queue.max_deliveries={self.queue.max_deliveries}) and every "
                   f"worker holding it died")
         return _Record(entry_id, uri.decode("utf-8", "replace") if uri is not None else None, None,
                        fields=fields, dead_letter=reason, deliveries=deliveries,
-                       result={"error": f"The request was {reason}; it is not retried again. It was moved to the "
+                       result={D.RESULT_ERROR: f"The request was {reason}; it is not retried again. It was moved to the "
                                         f"dead-letter stream {D.dead_letter_key(self.model.name)} (id "
                                         f"{entry_id.decode()})."})
 
@@ -447,16 +449,16 @@ class ServingWorker:
             outputs = self._predict_batch(group)
         except Exception as exc:
             if len(group) == 1:
-                group[0].result = {"error": f"Prediction failed: {_error_text(exc)}"}
+                group[0].result = {D.RESULT_ERROR: f"Prediction failed: {_error_text(exc)}"}
                 return
             for record in group:
                 self._predict([record])
             return
         for record, output in zip(group, outputs):
             try:
-                record.result = {"ok": top_n(output, self.model.top_n) if self.model.top_n else output}
+                record.result = {D.RESULT_OK: top_n(output, self.model.top_n) if self.model.top_n else output}
             except Exception as exc:
-                record.result = {"error": f"Postprocessing failed: {_error_text(exc)}"}
+                record.result = {D.RESULT_ERROR: f"Postprocessing failed: {_error_text(exc)}"}
 
     def _predict_batch(self, group: list[_Record]) -> list[Any]:
         names = list(group[0].inputs)
@@ -474,25 +476,25 @@ class ServingWorker:
         latencies = []
         for record in records:
             if record.uri is None:
-                logger.error("dropping stream entry %r of model %r: it has no `uri` field", record.entry_id,
-                             self.model.name)
+                logger.error("dropping stream entry %r of model %r: it has no `%s` field", record.entry_id,
+                             self.model.name, D.FIELD_URI)
                 errors += 1
                 continue
-            errors += "error" in record.result
+            errors += D.RESULT_ERROR in record.result
             if record.enqueued_at is not None and np.isfinite(record.enqueued_at):
                 latencies.append(max(0.0, now - record.enqueued_at))
             key = D.result_key(self.model.name, record.uri)
             try:
                 payload = codec.encode(record.result)
             except Exception as exc:
-                errors += "error" not in record.result
-                payload = codec.encode({"error": f"The model output cannot be encoded: {_error_text(exc)}"})
+                errors += D.RESULT_ERROR not in record.result
+                payload = codec.encode({D.RESULT_ERROR: f"The model output cannot be encoded: {_error_text(exc)}"})
             pipe.delete(key)
             pipe.rpush(key, payload)
             pipe.expire(key, self.queue.result_ttl_s)
         dead = [record for record in records if record.dead_letter]
         for record in dead:
-            kept = {key.decode(): record.fields[key] for key in (b"uri", b"data", b"t") if key in record.fields}
+            kept = {key.decode(): record.fields[key] for key in (_URI, _DATA, _ENQUEUED_AT) if key in record.fields}
             pipe.xadd(D.dead_letter_key(self.model.name),
                       {**kept, "id": record.entry_id, "reason": record.dead_letter, "deliveries": record.deliveries,
                        "dead_lettered_at": repr(now)}, maxlen=D.DEFAULT_DEAD_LETTER_MAX_LENGTH, approximate=True)
@@ -503,20 +505,6 @@ class ServingWorker:
         pipe.xdel(self.stream, *ids)
         pipe.execute()
         self.answered += len(records)
-
-
-def publish_info(client: redis.Redis, model: ModelConfig, queue: QueueConfig) -> None:
-    """Write the model's info hash (read by clients for the queue limit and by ``GET /models``)."""
-    client.hset(D.info_key(model.name), mapping={
-        "name": model.name, "path": model.path, "batch_size": model.batch_size,
-        "max_batch_wait_ms": model.max_batch_wait_ms, "workers": model.workers,
-        "max_queue_length": queue.max_queue_length, "top_n": model.top_n or 0,
-    })
-
-
-def connect_config(config: ServingConfig) -> redis.Redis:
-    """A synchronous client for the Redis of ``config``."""
-    return connect(config.redis.effective_url, **config.redis.connection_options())
 
 
 def main(argv: list[str] | None = None) -> int:
