@@ -2,7 +2,8 @@
 
 from zoo.nnframes.image import NNImageReader
 from zoo.nnframes.image_preprocessing import (
-    ImageCenterCrop, ImageChannelNormalize, ImageMatToTensor, ImagePreprocessing, ImageResize, ImageToTensor,
+    ImageCenterCrop, ImageChannelNormalize, ImageFeatureToTensor, ImageMatToTensor, ImagePreprocessing, ImageResize,
+    ImageToTensor, RowToImageFeature,
 )
 from zoo.nnframes.nn_classifier import NNClassifier, NNClassifierModel
 from zoo.nnframes.nn_estimator import NNEstimator, NNModel
@@ -15,4 +16,4 @@ from zoo.nnframes.summary import TrainSummary, ValidationSummary
 __all__ = ["NNEstimator", "NNModel", "NNClassifier", "NNClassifierModel", "Preprocessing", "SeqToTensor",
            "SeqToMultipleTensors", "TensorToSample", "ArrayToTensor", "ScalarToTensor", "MLlibVectorToTensor",
            "ChainedPreprocessing", "TrainSummary", "ValidationSummary", "NNImageReader", "ImagePreprocessing",
-           "ImageResize", "ImageCenterCrop", "ImageChannelNormalize", "ImageMatToTensor", "ImageToTensor"]
+           "ImageResize", "ImageCenterCrop", "ImageChannelNormalize", "ImageMatToTensor", "ImageToTensor", "RowToImageFeature", "ImageFeatureToTensor"]
