@@ -16,4 +16,5 @@ from zoo.nnframes.summary import TrainSummary, ValidationSummary
 __all__ = ["NNEstimator", "NNModel", "NNClassifier", "NNClassifierModel", "Preprocessing", "SeqToTensor",
            "SeqToMultipleTensors", "TensorToSample", "ArrayToTensor", "ScalarToTensor", "MLlibVectorToTensor",
            "ChainedPreprocessing", "TrainSummary", "ValidationSummary", "NNImageReader", "ImagePreprocessing",
-           "ImageResize", "ImageCenterCrop", "ImageChannelNormalize", "ImageMatToTensor", "ImageToTensor", "RowToImageFeature", "ImageFeatureToTensor"]
+           "ImageResize", "ImageCenterCrop", "ImageChannelNormalize", "ImageMatToTensor", "ImageToTensor",
+           "RowToImageFeature", "ImageFeatureToTensor"]
