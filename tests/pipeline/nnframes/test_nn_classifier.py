@@ -367,7 +367,6 @@ def test_nnclassifier_fit_nnclassifiermodel_transform(spark, sc):
         assert row_label == row_prediction
 
 
-@pytest.mark.slow
 def test_nnclassifier_fit_with_image(image_frame):
     transformer = image_transformer()
 
