@@ -47,9 +47,3 @@ def test_summaries_write_where_tensorboard_does_and_must_share_one_folder(tmp_pa
     with pytest.raises(ZooTypeError, match="TrainSummary"):
         estimator().setTrainSummary(ValidationSummary(str(tmp_path), "app"))
 
-
-def test_reading_a_summary_before_any_fit_says_so(tmp_path):
-    with pytest.raises(ZooValueError, match="No train summary"):
-        TrainSummary(str(tmp_path), "app").read_scalar("Loss")
-    with pytest.raises(ZooValueError, match="app_name"):
-        TrainSummary(str(tmp_path), "a/b")

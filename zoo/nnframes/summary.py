@@ -53,25 +53,26 @@ class Summary:
         Raises:
             ZooValueError: nothing was recorded under `tag` (the message lists the tags there are).
         """
+        if storage.is_local(self.path):
+            folder = storage.local_path(self.path)
+            if not os.path.isdir(folder):
+                raise ZooValueError(f"No {self.split} summary at {self.path!r} yet. Fit an estimator with "
+                                    f"set{type(self).__name__}({self!r}) first.")
+            return self._read(folder, tag)
+        with tempfile.TemporaryDirectory(prefix="zoo-summary-") as scratch:
+            storage.download(self.path, scratch)
+            return self._read(scratch, tag)
+
+    def _read(self, folder: str, tag: str) -> np.ndarray:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        with tempfile.TemporaryDirectory(prefix="zoo-summary-") as scratch:
-            folder = self.path
-            if not storage.is_local(folder):
-                storage.download(folder, scratch)
-                folder = scratch
-            elif not os.path.isdir(storage.local_path(folder)):
-                raise ZooValueError(f"No {self.split} summary at {folder!r} yet. Fit with "
-                                    f"set{type(self).__name__}(...) first.")
-            else:
-                folder = storage.local_path(folder)
-            accumulator = EventAccumulator(folder, size_guidance={"scalars": 0})
-            accumulator.Reload()
-            tags = accumulator.Tags().get("scalars", [])
-            if tag not in tags:
-                raise ZooValueError(f"No scalar {tag!r} in the {self.split} summary at {self.path!r}. "
-                                    f"Recorded tags: {sorted(tags)}.")
-            events = sorted(accumulator.Scalars(tag), key=lambda e: (e.step, e.wall_time))
+        accumulator = EventAccumulator(folder, size_guidance={"scalars": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags().get("scalars", [])
+        if tag not in tags:
+            raise ZooValueError(f"No scalar {tag!r} in the {self.split} summary at {self.path!r}. "
+                                f"Recorded tags: {sorted(tags)}.")
+        events = sorted(accumulator.Scalars(tag), key=lambda e: (e.step, e.wall_time))
         return np.array([(e.step, e.value, e.wall_time) for e in events], dtype=np.float64).reshape(-1, 3)
 
     def __repr__(self) -> str:
