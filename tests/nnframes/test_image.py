@@ -4,6 +4,7 @@ cropping, normalizing, stacking to tensors, and training an NNClassifier on an i
 import numpy as np
 import pytest
 import torch
+from pyspark.sql import functions as F
 
 from zoo.errors import ZooValueError
 from zoo.nnframes import (
@@ -193,5 +194,9 @@ def test_read_images_takes_azs_positional_form_with_a_spark_context(spark, tmp_p
     color = by_name(NNImageReader.readImages(str(tmp_path), sc, 2, 2, 3, 1))
     assert {(i.height, i.width, i.nChannels, i.mode) for i in color.values()} == {(2, 3, 3, 16)}
     assert set(color["gray.png"].data) == {77}
+    # A UDF chained on the converted column gets a Row, read by position as AZ's example does.
+    origin = F.udf(lambda image: image[0], "string")
+    names = NNImageReader.readImages(str(tmp_path), sc, 1, 2, 3).select(origin("image").alias("o")).collect()
+    assert sorted(r.o.rsplit("/", 1)[1] for r in names) == ["color.png", "gray.png"]
     with pytest.raises(ZooValueError, match="image_codec"):
         NNImageReader.readImages(str(tmp_path), sc, image_codec=2)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
@@ -69,7 +70,9 @@ def _converter(height: int, width: int, codec: int):
         array = recode(image_to_array(image), codec)
         if height != -1:
             array = resize_array(array, height, width)
-        return array_to_image(array, origin=image["origin"])
+        # A Row, not a dict: Spark hands a UDF's result straight to a UDF chained on it (AZ
+        # scripts read the struct positionally, row[0] for the origin).
+        return Row(**array_to_image(array, origin=image["origin"]))
 
     return convert
 
