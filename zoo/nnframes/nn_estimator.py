@@ -24,10 +24,10 @@ from zoo.nnframes.az_methods import _AZEstimatorMethods
 from zoo.nnframes.columns import (
     ARRAY, VECTOR, check_column_supported, column_kind, default_preprocessing, model_input_column,
 )
+from zoo.nnframes.lr_decay import with_decay
 from zoo.nnframes.params import _NNCommonParams, _NNEstimatorParams
 from zoo.nnframes.persistence import NNReadable, NNWritable
 from zoo.nnframes.predict import predict_task
-from zoo.nnframes.lr_decay import with_decay
 from zoo.nnframes.preprocessing import SampleBuilder, from_sizes, to_preprocessing
 
 logger = logging.getLogger(__name__)
