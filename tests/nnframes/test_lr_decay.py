@@ -62,3 +62,13 @@ def test_a_fit_with_decay_matches_the_schedule_on_one_process(spark):
     for name, value in expected.state_dict().items():
         np.testing.assert_allclose(fits[0.5].state_dict()[name].numpy(), value.numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(fits[0.0].weight.detach().numpy(), expected.weight.detach().numpy(), atol=1e-3)
+
+
+def test_a_decay_for_a_keras_model_names_kerass_own_schedule():
+    keras = pytest.importorskip("keras", reason="the Keras check needs Keras 3: pip install 'spark-zoo[tf]'")
+    from zoo.nnframes.lr_decay import with_decay
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ZooValueError, match=r"InverseTimeDecay\(0.1, decay_steps=1, decay_rate=0.5\)"):
+        with_decay("sgd", 0.1, 0.5, model)
+    assert with_decay("sgd", 0.1, 0.0, model) == "sgd"
