@@ -4,6 +4,7 @@ cropping, normalizing, stacking to tensors, and training an NNClassifier on an i
 import numpy as np
 import pytest
 import torch
+from pyspark.sql import functions as F
 
 from zoo.errors import ZooValueError
 from zoo.nnframes import (
@@ -173,3 +174,29 @@ def test_s3_images_give_the_same_dataframe_as_local_ones(spark, s3, mixed_images
         assert image["origin"] == f"s3a://{s3.name}/images/{name}"
         want = expected[name]
         assert {k: v for k, v in image.items() if k != "origin"} == {k: v for k, v in want.items() if k != "origin"}, name
+
+
+def test_read_images_takes_azs_positional_form_with_a_spark_context(spark, tmp_path):
+    rgb = np.zeros((4, 6, 3), dtype=np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 100, 50
+    write_png(tmp_path / "color.png", rgb)
+    Image.fromarray(np.full((4, 6), 77, dtype=np.uint8), mode="L").save(tmp_path / "gray.png")
+    sc = spark.sparkContext
+
+    def by_name(df):
+        return {r.image.origin.rsplit("/", 1)[1]: r.image for r in df.collect()}
+
+    gray = by_name(NNImageReader.readImages(str(tmp_path), sc, 1, -1, -1, 0))
+    assert {name: image.nChannels for name, image in gray.items()} == {"color.png": 1, "gray.png": 1}
+    expected = round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)  # OpenCV's BGR -> gray
+    assert set(gray["color.png"].data) == {expected} and set(gray["gray.png"].data) == {77}
+
+    color = by_name(NNImageReader.readImages(str(tmp_path), sc, 2, 2, 3, 1))
+    assert {(i.height, i.width, i.nChannels, i.mode) for i in color.values()} == {(2, 3, 3, 16)}
+    assert set(color["gray.png"].data) == {77}
+    # A UDF chained on the converted column gets a Row, read by position as AZ's example does.
+    origin = F.udf(lambda image: image[0], "string")
+    names = NNImageReader.readImages(str(tmp_path), sc, 1, 2, 3).select(origin("image").alias("o")).collect()
+    assert sorted(r.o.rsplit("/", 1)[1] for r in names) == ["color.png", "gray.png"]
+    with pytest.raises(ZooValueError, match="image_codec"):
+        NNImageReader.readImages(str(tmp_path), sc, image_codec=2)

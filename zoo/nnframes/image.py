@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
@@ -30,6 +31,10 @@ DEFAULT_MIN_PARTITIONS = 1
 HADOOP_SCHEMES = ("", "file", "hdfs", "viewfs")
 #: Pillow modes Java's ImageIO reads as grayscale (one channel, the first band).
 GRAY_MODES = ("L", "LA", "I", "I;16", "I;16B", "I;16L")
+#: OpenCV imread flags Analytics Zoo's `image_codec` takes: as stored, 3-channel BGR, grayscale.
+IMREAD_UNCHANGED, IMREAD_COLOR, IMREAD_GRAYSCALE = -1, 1, 0
+#: OpenCV's BGR -> gray weights (B, G, R).
+GRAY_WEIGHTS = (0.114, 0.587, 0.299)
 
 
 def image_schema() -> StructType:
@@ -44,16 +49,32 @@ def is_image_type(data_type) -> bool:
     return isinstance(data_type, StructType) and set(IMAGE_FIELDS) <= set(data_type.fieldNames())
 
 
-def _resizer(height: int, width: int):
-    """A row function for a UDF: image struct -> the same image resized (plain values only)."""
+def recode(array: np.ndarray, codec: int) -> np.ndarray:
+    """An H x W x C uint8 BGR(A) image as OpenCV's imread `codec` flag reads it: unchanged (-1),
+    3-channel BGR (1) or one gray channel (0, OpenCV's weights)."""
+    channels = array.shape[2]
+    if codec == IMREAD_COLOR and channels != 3:
+        return np.repeat(array, 3, axis=2) if channels == 1 else array[:, :, :3]
+    if codec == IMREAD_GRAYSCALE and channels >= 3:
+        gray = array[:, :, :3].astype(np.float64) @ np.asarray(GRAY_WEIGHTS)
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[:, :, None]
+    return array
 
-    def resize(image):
-        if image is None:
-            return None
-        resized = resize_array(image_to_array(image), height, width)
-        return array_to_image(resized, origin=image["origin"])
 
-    return resize
+def _converter(height: int, width: int, codec: int):
+    """A row function for a UDF: image struct -> the same image recoded and resized (plain values only)."""
+
+    def convert(image):
+        if image is None or image["nChannels"] < 1:  # a file that is not an image (dropInvalid=False)
+            return image
+        array = recode(image_to_array(image), codec)
+        if height != -1:
+            array = resize_array(array, height, width)
+        # A Row, not a dict: Spark hands a UDF's result straight to a UDF chained on it (AZ
+        # scripts read the struct positionally, row[0] for the origin).
+        return Row(**array_to_image(array, origin=image["origin"]))
+
+    return convert
 
 
 def decode_image(data: bytes, origin: str) -> dict | None:
@@ -120,22 +141,27 @@ class NNImageReader:
 
     @staticmethod
     def readImages(path: str, spark=None, minPartitions: int = DEFAULT_MIN_PARTITIONS, resizeH: int = -1,
-                   resizeW: int = -1, recursive: bool = False, dropInvalid: bool = True):
+                   resizeW: int = -1, image_codec: int = IMREAD_UNCHANGED, recursive: bool = False,
+                   dropInvalid: bool = True):
         """A DataFrame with one column `image` (Spark's image struct) for the images under `path`.
 
         Args:
             path: a file, a folder, or a glob: a local path, ``file://`` or ``hdfs://`` (read by
                 Spark's image source), or ``s3://``/``s3a://`` (read through `zoo.storage`).
-            spark: the SparkSession; default the active one.
+            spark: the SparkSession, or a SparkContext as Analytics Zoo passes it; default the
+                active session.
             minPartitions: at least this many partitions (the data is repartitioned when fewer).
             resizeH: height to resize every image to; -1 (default) keeps the sizes as read.
             resizeW: width to resize every image to; give it together with resizeH.
+            image_codec: OpenCV's imread flag, as in Analytics Zoo: -1 (default) keeps the
+                channels as stored, 1 makes every image 3-channel BGR, 0 one gray channel.
             recursive: look for images in subfolders too.
             dropInvalid: skip files that are not images (True, default) or keep them as null rows.
 
         Returns:
             DataFrame[image: struct<origin, height, width, nChannels, mode, data>].
         """
+        from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
         if (resizeH == -1) != (resizeW == -1):
@@ -146,6 +172,11 @@ class NNImageReader:
                                 f"Received: resizeH={resizeH}, resizeW={resizeW}.")
         if int(minPartitions) < 1:
             raise ZooValueError(f"Expected minPartitions >= 1. Received: minPartitions={minPartitions}.")
+        if image_codec not in (IMREAD_UNCHANGED, IMREAD_COLOR, IMREAD_GRAYSCALE):
+            raise ZooValueError(f"Expected image_codec -1 (as stored), 1 (3-channel BGR) or 0 (grayscale), "
+                                f"OpenCV's imread flags. Received: image_codec={image_codec!r}.")
+        if isinstance(spark, SparkContext):
+            spark = SparkSession.builder.getOrCreate()  # the session on that (the active) context
         spark = spark or SparkSession.active()
         if storage.scheme_of(path) in HADOOP_SCHEMES:
             reader = spark.read.format("image").option("dropInvalid", bool(dropInvalid))
@@ -156,7 +187,7 @@ class NNImageReader:
             df = _read_through_storage(spark, path, int(minPartitions), recursive, bool(dropInvalid))
         if df.rdd.getNumPartitions() < minPartitions:
             df = df.repartition(int(minPartitions))
-        if resizeH != -1:
-            resize = F.udf(_resizer(int(resizeH), int(resizeW)), image_schema())
-            df = df.select(resize(F.col(DEFAULT_IMAGE_COLUMN)).alias(DEFAULT_IMAGE_COLUMN))
+        if resizeH != -1 or image_codec != IMREAD_UNCHANGED:
+            convert = F.udf(_converter(int(resizeH), int(resizeW), image_codec), image_schema())
+            df = df.select(convert(F.col(DEFAULT_IMAGE_COLUMN)).alias(DEFAULT_IMAGE_COLUMN))
         return df

@@ -151,6 +151,18 @@ class ImageCenterCrop(ImagePreprocessing):
         return _object_array(out)
 
 
+def _az_channel_stats(values: tuple) -> tuple[list, list | None]:
+    """(means, stds) from Analytics Zoo's ImageChannelNormalize(meanR, meanG, meanB[, stdR, stdG, stdB])."""
+    if len(values) == 3:
+        return list(values), None
+    if len(values) == 6:
+        return list(values[:3]), list(values[3:])
+    raise ZooValueError(
+        f"Expected ImageChannelNormalize(means, stds) with one value per channel in each list, or Analytics Zoo's "
+        f"ImageChannelNormalize(meanR, meanG, meanB[, stdR, stdG, stdB]). Received {len(values)} numbers: {values}."
+    )
+
+
 class ImageChannelNormalize(ImagePreprocessing):
     """Per channel `(pixel - mean) / std`, as float32.
 
@@ -158,13 +170,18 @@ class ImageChannelNormalize(ImagePreprocessing):
         means: one mean per channel in RGB(A) order (as Analytics Zoo's meanR, meanG, meanB), or
             one value for grayscale images; the BGR order of the image struct is handled here.
         stds: one standard deviation per channel, same order; default all 1.
+
+    Analytics Zoo's form, one float per channel, works too: `ImageChannelNormalize(meanR, meanG,
+    meanB)` or `ImageChannelNormalize(meanR, meanG, meanB, stdR, stdG, stdB)`.
     """
 
     # {channel count: (mean, std) float32 arrays in the image's channel order}, built on first use.
     # A slot, not an attribute: repr shows the arguments only.
     __slots__ = ("_stats_by_channels",)
 
-    def __init__(self, means, stds=None):
+    def __init__(self, means, stds=None, *more):
+        if more:
+            means, stds = _az_channel_stats((means, stds) + more)
         self.means = [float(m) for m in np.atleast_1d(means)]
         self.stds = [float(s) for s in np.atleast_1d(stds)] if stds is not None else [1.0] * len(self.means)
         if len(self.stds) != len(self.means):
@@ -196,6 +213,11 @@ class ImageChannelNormalize(ImagePreprocessing):
             mean, std = self._stats(array.shape[2])
             out.append((array.astype(np.float32) - mean) / std)
         return _object_array(out)
+
+
+class RowToImageFeature(ImagePreprocessing):
+    """Passes the image column through: Zoo's image steps read Spark's image struct directly, so
+    Analytics Zoo's conversion to an ImageFeature has nothing to do (kept so AZ pipelines run)."""
 
 
 class ImageMatToTensor(ImagePreprocessing):
@@ -236,3 +258,8 @@ class ImageMatToTensor(ImagePreprocessing):
 
 class ImageToTensor(ImageMatToTensor):
     """Same as ImageMatToTensor (a shorter name)."""
+
+
+class ImageFeatureToTensor(ImagePreprocessing):
+    """Passes its input through: after ImageMatToTensor the batch already is the model's tensor
+    (Analytics Zoo's ImageFeature -> Tensor step, kept so AZ pipelines run unchanged)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasProbabilityCol, HasThreshold
 
@@ -72,12 +71,12 @@ class NNClassifier(NNEstimator, _NNClassifierParams, HasProbabilityCol, HasThres
     """An NNEstimator for classification: labels are class indices, fit returns NNClassifierModel.
 
     Labels are 0-based by default; set zeroBasedLabel=False for Analytics Zoo's 1-based labels.
+    Arguments as NNEstimator's, by position or keyword: `NNClassifier(model, criterion, [2])`.
     Train with CrossEntropyLoss (logits), NLLLoss (log-probabilities), or a single-output model
     with BCELoss / BCEWithLogitsLoss (then labels are 0/1 and `threshold` decides the class).
     """
 
-    @keyword_only
-    def __init__(self, *, model=None, criterion=None, feature_preprocessing=None, label_preprocessing=None,
+    def __init__(self, model=None, criterion=None, feature_preprocessing=None, label_preprocessing=None,
                  **params):
         super().__init__(model=model, criterion=criterion, feature_preprocessing=feature_preprocessing,
                          label_preprocessing=label_preprocessing)
@@ -142,12 +141,13 @@ class ClassPrediction:
 class NNClassifierModel(NNModel, _NNClassifierParams, HasProbabilityCol, HasThreshold):
     """A fitted classifier: a double `prediction` (class label) and a `probability` ML Vector.
 
+    Arguments as NNModel's, by position or keyword: `NNClassifierModel(model)`.
+
     Attributes:
         output_kind: how the raw output is read: "logits", "log_probabilities" or "probabilities".
     """
 
-    @keyword_only
-    def __init__(self, *, model=None, feature_preprocessing=None, **params):
+    def __init__(self, model=None, feature_preprocessing=None, **params):
         super().__init__(model=model, feature_preprocessing=feature_preprocessing)
         self._setDefault(zeroBasedLabel=True, probabilityCol="probability", threshold=0.5)
         self.output_kind = PROBABILITIES

@@ -9,7 +9,6 @@ import time
 import uuid
 
 import cloudpickle
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.sql.types import StructType
 
@@ -21,13 +20,15 @@ from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
 from zoo.nnframes import input_checks
+from zoo.nnframes.az_methods import _AZEstimatorMethods
 from zoo.nnframes.columns import (
     ARRAY, VECTOR, check_column_supported, column_kind, default_preprocessing, model_input_column,
 )
+from zoo.nnframes.lr_decay import with_decay
 from zoo.nnframes.params import _NNCommonParams, _NNEstimatorParams
 from zoo.nnframes.persistence import NNReadable, NNWritable
 from zoo.nnframes.predict import predict_task
-from zoo.nnframes.preprocessing import SampleBuilder, to_preprocessing
+from zoo.nnframes.preprocessing import SampleBuilder, from_sizes, to_preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class ModelRunner:
         return self.adapter.predict(self.model, inputs)
 
 
-class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
+class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable, NNReadable):
     """Trains a PyTorch or Keras 3 model on a DataFrame across Spark executors; `fit` returns an NNModel.
 
     Args:
@@ -99,28 +100,32 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         criterion: a torch loss module or a callable (output, target) -> scalar tensor; for a
             keras.Model a Keras loss (object, name, or function (y_true, y_pred) -> loss).
         feature_preprocessing: a Preprocessing or callable, or a list with one per feature
-            column; default: scalars -> [1], arrays and ML Vectors -> flat float tensors.
-        label_preprocessing: a Preprocessing or callable for the label column; default as for
-            features.
+            column; default: scalars -> [1], arrays and ML Vectors -> flat float tensors. As in
+            Analytics Zoo, a list of ints is a size (SeqToTensor([2])) and a list of int lists
+            cuts one column into several model inputs (SeqToMultipleTensors([[1], [2]])).
+        label_preprocessing: a Preprocessing, callable or size for the label column; default as
+            for features.
         **params: any Param by name (featuresCol, labelCol, predictionCol, batchSize, maxEpoch,
-            learningRate, optimMethod, endWhen, numWorkers, cachingSample, shuffle, seed,
-            gradientCompression).
+            learningRate, learningRateDecay, optimMethod, endWhen, numWorkers, cachingSample,
+            shuffle, seed, gradientCompression).
+
+    The arguments may be given by position, as Analytics Zoo's `NNEstimator(model, criterion)`.
 
     Training runs as one barrier stage of `numWorkers` tasks (default: all task slots) that
     aggregate gradients in shards among themselves; see docs/design.md.
     """
 
-    @keyword_only
-    def __init__(self, *, model=None, criterion=None, feature_preprocessing=None, label_preprocessing=None,
+    def __init__(self, model=None, criterion=None, feature_preprocessing=None, label_preprocessing=None,
                  **params):
         super().__init__()
         self._set_estimator_defaults()
         self.model = model
         self.criterion = criterion
-        self.feature_preprocessing = feature_preprocessing
-        self.label_preprocessing = label_preprocessing
+        self.feature_preprocessing = from_sizes(feature_preprocessing)
+        self.label_preprocessing = from_sizes(label_preprocessing)
         self.validation = None
         self.checkpoint = None
+        self.train_summary = self.validation_summary = self.data_cache_slices = None
         self.clip_constant = None
         self.clip_l2_norm = None
         self.tensorboard_dir = None
@@ -133,9 +138,11 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         self.validation = ValidationConfig(trigger, df, methods, batch_size or self.getBatchSize())
         return self
 
-    def setCheckpoint(self, path, trigger, overwrite=True, resume=False):
-        """Checkpoint to `path` when `trigger` fires; `resume=True` continues from the latest one."""
-        self.checkpoint = CheckpointConfig(path, trigger, overwrite, resume)
+    def setCheckpoint(self, path, trigger, overwrite=True, resume=False, *, isOverWrite=None):
+        """Checkpoint to `path` when `trigger` fires; `resume=True` continues from the latest one.
+        `isOverWrite` is Analytics Zoo's name for `overwrite`."""
+        overwrite = overwrite if isOverWrite is None else isOverWrite
+        self.checkpoint = CheckpointConfig(path, trigger, bool(overwrite), resume)
         return self
 
     def setConstantGradientClipping(self, min_value, max_value):
@@ -179,7 +186,9 @@ class NNEstimator(Estimator, _NNEstimatorParams, NNWritable, NNReadable):
         end = self.getEndWhen()
         end = check_trigger("endWhen", end) if end is not None else default_end_trigger(self.getMaxEpoch())
         return TrainingConfig(
-            batch_size=self.getBatchSize(), end_trigger=end, optim_method=self.getOptimMethod(),
+            batch_size=self.getBatchSize(), end_trigger=end,
+            optim_method=with_decay(self.getOptimMethod(), self.getLearningRate(), self.getLearningRateDecay(),
+                                    self.model),
             learning_rate=self.getLearningRate(), num_workers=num_workers, validation=self.validation,
             checkpoint=self.checkpoint, clip_constant=self.clip_constant, clip_l2_norm=self.clip_l2_norm,
             gradient_compression=self.getGradientCompression(), transport=self.getTransport(),
@@ -244,8 +253,11 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
 
     Args:
         model: the torch.nn.Module.
-        feature_preprocessing: a Preprocessing, callable, or one per feature column.
+        feature_preprocessing: a Preprocessing, callable, or one per feature column; a list of
+            ints (or of int lists) is a size, as for NNEstimator.
         **params: featuresCol, predictionCol, batchSize.
+
+    The arguments may be given by position, as Analytics Zoo's `NNModel(model, [2])`.
 
     Attributes:
         history: per-step training losses and validation results of the fit that made it.
@@ -256,15 +268,19 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
             (see `zoo.engine.profile`).
     """
 
-    @keyword_only
-    def __init__(self, *, model=None, feature_preprocessing=None, **params):
+    def __init__(self, model=None, feature_preprocessing=None, **params):
         super().__init__()
         self._set_common_defaults()
         self.model = model
-        self.feature_preprocessing = feature_preprocessing
+        self.feature_preprocessing = from_sizes(feature_preprocessing)
         self.history = []
         self.backend, self.backend_options = "torch", {}
         self._set(**params)
+
+    def setSamplePreprocessing(self, value):
+        """Replace the feature preprocessing (Analytics Zoo's name; a size list works too); returns self."""
+        self.feature_preprocessing = from_sizes(value)
+        return self
 
     def _postprocess(self):
         """Callable run on the workers: model output -> new columns (NNClassifierModel overrides)."""

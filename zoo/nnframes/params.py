@@ -70,6 +70,20 @@ class HasLearningRate(Params):
         return self.getOrDefault(self.learningRate)
 
 
+class HasLearningRateDecay(Params):
+    learningRateDecay = Param(Params._dummy(), "learningRateDecay",
+                              "learning rate at step t is learningRate / (1 + learningRateDecay * t)",
+                              typeConverter=TypeConverters.toFloat)
+
+    def setLearningRateDecay(self, value):
+        """Set `learningRateDecay` (Analytics Zoo's and BigDL SGD's decay); returns self."""
+        return self._set(learningRateDecay=value)
+
+    def getLearningRateDecay(self) -> float:
+        """The decay: step t (from 0) uses learningRate / (1 + learningRateDecay * t)."""
+        return self.getOrDefault(self.learningRateDecay)
+
+
 class HasOptimMethod(Params):
     optimMethod = Param(Params._dummy(), "optimMethod",
                         "a torch.optim.Optimizer class, or a callable params -> optimizer",
@@ -123,6 +137,10 @@ class HasCachingSample(Params):
     def getCachingSample(self) -> bool:
         """Whether workers keep samples in memory (False: spill them to local disk)."""
         return self.getOrDefault(self.cachingSample)
+
+    def isCachingSample(self) -> bool:
+        """Same as getCachingSample (Analytics Zoo's name)."""
+        return self.getCachingSample()
 
 
 class HasShuffle(Params):
@@ -198,8 +216,8 @@ class _NNCommonParams(HasFeatureColumns, HasPredictionCol, HasBatchSize):
         return [value] if isinstance(value, str) else list(value)
 
 
-class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningRate, HasOptimMethod,
-                         HasEndWhen, HasNumWorkers, HasCachingSample, HasShuffle, HasSeed,
+class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningRate, HasLearningRateDecay,
+                         HasOptimMethod, HasEndWhen, HasNumWorkers, HasCachingSample, HasShuffle, HasSeed,
                          HasGradientCompression, HasTransport):
     """Params of NNEstimator and NNClassifier."""
 
@@ -211,7 +229,7 @@ class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningR
         import torch
 
         self._set_common_defaults()
-        self._setDefault(labelCol="label", maxEpoch=1, learningRate=DEFAULT_LEARNING_RATE,
+        self._setDefault(labelCol="label", maxEpoch=1, learningRate=DEFAULT_LEARNING_RATE, learningRateDecay=0.0,
                          optimMethod=torch.optim.SGD, endWhen=None, numWorkers=None, cachingSample=True,
                          shuffle=True, seed=DEFAULT_SEED, gradientCompression="none",
                          transport="auto")

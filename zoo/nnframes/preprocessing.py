@@ -82,6 +82,40 @@ class SeqToTensor(Preprocessing):
         return array.reshape((len(array),) + self.shape)
 
 
+class SeqToMultipleTensors(Preprocessing):
+    """An array per row -> several float32 tensors, cut from the row in order, one per shape in
+    `sizes` (Analytics Zoo's SeqToMultipleTensors: one feature column feeding a multi-input model).
+
+    Args:
+        sizes: one shape per model input, e.g. [[1], [2]] cuts a row of 3 elements into a [1] and
+            a [2] tensor.
+    """
+
+    def __init__(self, sizes):
+        if not isinstance(sizes, (list, tuple)) or not sizes:
+            raise ZooValueError(f"Expected a non-empty list of shapes, e.g. [[1], [2]]. Received: sizes={sizes!r}.")
+        self.parts = [SeqToTensor(size) for size in sizes]
+
+    def expected_length(self):
+        return sum(part.expected_length() for part in self.parts)
+
+    def transform(self, values) -> list[np.ndarray]:
+        """One float32 array per shape (samples first)."""
+        array = _stack(values).astype(np.float32, copy=False).reshape(len(values), -1)
+        if len(array) and array.shape[1] != self.expected_length():
+            raise ZooValueError(
+                f"Expected array rows of {self.expected_length()} elements to cut into shapes "
+                f"{[list(p.shape) for p in self.parts]}. Received rows of {array.shape[1]} elements."
+            )
+        bounds = np.cumsum([0] + [part.expected_length() for part in self.parts])
+        return [part.transform(array[:, start:end]) for part, start, end in zip(self.parts, bounds, bounds[1:])]
+
+
+class TensorToSample(Preprocessing):
+    """Passes its input through: Zoo feeds tensors to the model directly, so the step Analytics Zoo
+    needed to make a BigDL Sample has nothing to do (kept so AZ pipelines run unchanged)."""
+
+
 class ArrayToTensor(SeqToTensor):
     """A numeric array per row -> a float32 tensor of `shape` (Analytics Zoo's name)."""
 
@@ -132,6 +166,21 @@ class LabelToIndex(Preprocessing):
         return np.asarray(values).reshape(len(values)).astype(np.int64) - self.base
 
 
+def _is_size(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def from_sizes(value):
+    """Analytics Zoo's size shorthand for a preprocessing: a list of ints is SeqToTensor(value), a
+    list of int lists is SeqToMultipleTensors(value); anything else is returned as given."""
+    if isinstance(value, (list, tuple)) and value:
+        if all(_is_size(v) for v in value):
+            return SeqToTensor(value)
+        if all(isinstance(v, (list, tuple)) and v and all(_is_size(x) for x in v) for v in value):
+            return SeqToMultipleTensors(value)
+    return value
+
+
 def to_preprocessing(value) -> Preprocessing:
     """A Preprocessing from a Preprocessing or any callable."""
     if isinstance(value, Preprocessing):
@@ -157,7 +206,11 @@ class SampleBuilder:
         self.label = label
 
     def __call__(self, feature_arrays, label_array=None):
-        inputs = [np.ascontiguousarray(p.transform(a)) for p, a in zip(self.features, feature_arrays)]
+        inputs = []
+        for step, array in zip(self.features, feature_arrays):
+            output = step.transform(array)
+            # A step may feed several model inputs from one column (SeqToMultipleTensors).
+            inputs.extend(np.ascontiguousarray(x) for x in (output if isinstance(output, list) else [output]))
         target = None
         if self.label is not None and label_array is not None:
             target = np.ascontiguousarray(self.label.transform(label_array))

@@ -1,0 +1,1 @@
+"""Analytics Zoo's `zoo.common` import path (see `zoo.common.nncontext`)."""
