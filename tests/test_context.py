@@ -22,7 +22,8 @@ from zoo.errors import ZooValueError
 from zoo.packaging import PackedEnv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZOO_SUBMIT = os.path.join(ROOT, "scripts", "zoo-submit")
+#: zoo-submit as the console script runs it (`python -m zoo.submit`, from the checkout).
+ZOO_SUBMIT = [sys.executable, "-m", "zoo.submit"]
 ENV = PackedEnv("/envs/venv-abc.tar.gz", "venv", py_files=("/envs/pyfiles/spark_zoo-1.zip",))
 IMAGE = {"spark.kubernetes.container.image": "registry.example/spark-py:4.0"}
 
@@ -128,7 +129,7 @@ def test_spark_submit_command_carries_every_setting():
 
 
 def _dry_run(*args: str) -> tuple[list[str], str]:
-    proc = subprocess.run([sys.executable, ZOO_SUBMIT, *args], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([*ZOO_SUBMIT, *args], capture_output=True, text=True, cwd=ROOT)
     return proc.stdout.splitlines() if proc.returncode == 0 else [], proc.stderr
 
 
@@ -173,6 +174,13 @@ def test_zoo_submit_generates_k8s_client_arguments():
     assert conf["spark.driver.bindAddress"] == "0.0.0.0" and conf["spark.driver.host"]
 
 
+def test_zoo_submit_is_installed_as_a_console_script():
+    script = os.path.join(os.path.dirname(sys.executable), "zoo-submit")
+    assert os.access(script, os.X_OK), f"{script} is missing: reinstall Zoo (pip install -e .)"
+    proc = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "spark-submit that packs the active Python environment" in proc.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--deploy-mode", "cluster", "app.py"], "Use --cluster-mode"),
     (["--cluster-mode", "yarn-client", "--no-pack"], "Expected the application file"),
@@ -185,7 +193,7 @@ def test_zoo_submit_generates_k8s_client_arguments():
     (["--master", "yarn", "--num-executors", "two", "--no-pack", "app.py"], "whole number"),
 ])
 def test_zoo_submit_rejects_bad_command_lines_with_the_fix(args, message):
-    proc = subprocess.run([sys.executable, ZOO_SUBMIT, *args, "--dry-run"], capture_output=True, text=True,
+    proc = subprocess.run([*ZOO_SUBMIT, *args, "--dry-run"], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
@@ -209,7 +217,7 @@ def test_unreachable_standalone_master_is_reported_with_the_url_tried():
 
 def test_zoo_submit_reports_an_unreachable_master_before_packing():
     url = f"spark://127.0.0.1:{closed_port()}"
-    proc = subprocess.run([sys.executable, ZOO_SUBMIT, "--cluster-mode", "standalone", "--master", url, "app.py"],
+    proc = subprocess.run([*ZOO_SUBMIT, "--cluster-mode", "standalone", "--master", url, "app.py"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and f"Cannot reach the Spark master at {url}" in proc.stderr, proc.stderr
     assert "Packing" not in proc.stderr
@@ -230,7 +238,7 @@ def test_yarn_needs_its_configuration_and_a_reachable_resource_manager(tmp_path,
 
 
 def test_yarn_cluster_from_a_running_python_points_to_zoo_submit():
-    with pytest.raises(ZooValueError, match="scripts/zoo-submit --cluster-mode yarn-cluster"):
+    with pytest.raises(ZooValueError, match="zoo-submit --cluster-mode yarn-cluster"):
         init_spark(cluster_mode="yarn-cluster")
 
 

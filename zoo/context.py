@@ -4,7 +4,7 @@
 cores of one task and, on a cluster, ships the driver's packed Python environment so executors
 run exactly the driver's packages. `cluster_settings` computes the master URL and Spark
 settings of a cluster mode without starting anything; `spark_submit_args` turns the same
-settings into a spark-submit command (what ``scripts/zoo-submit`` runs).
+settings into a spark-submit command (what ``zoo-submit``, `zoo.submit`, runs).
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def _set_executor_python(executor_python: str, force: bool) -> None:
         _python_set_by_zoo = executor_python
 
 
-def _resolve_env(env_archive, cluster_mode: str, explicit_mode: bool, **pack_options):
+def resolve_env(env_archive, cluster_mode: str, explicit_mode: bool, **pack_options):
     """The PackedEnv to ship (or None) for the `env_archive` argument of init_spark.
 
     `pack_options` (cache_dir, format, exclude, include) go to `zoo.packaging.pack_env` when it packs.
@@ -402,7 +402,7 @@ def init_spark(
         conf: extra Spark settings; they win over Zoo's defaults.
         app_name: the Spark application name.
         cluster_mode: one of ``CLUSTER_MODES``; default: implied by `master`. ``yarn-cluster``
-            runs the driver on the cluster, so it is started with ``scripts/zoo-submit``.
+            runs the driver on the cluster, so it is started with ``zoo-submit``.
         num_executors: how many executors to ask for.
         driver_cores, driver_memory: the driver's resources.
         env_archive: the Python environment executors run. ``"auto"`` (default): when
@@ -445,15 +445,17 @@ def init_spark(
     if mode == "yarn-cluster":
         raise ZooValueError(
             "cluster_mode='yarn-cluster' runs the driver inside YARN, so it cannot start from this "
-            "process. Launch the same script with `scripts/zoo-submit --cluster-mode yarn-cluster app.py`; "
+            "process. Launch the same script with `zoo-submit --cluster-mode yarn-cluster app.py`; "
             "inside it, init_spark() picks up the submitted settings."
         )
     given_master = None if explicit_mode and master == "local[*]" and mode != "local" else master
-    settings = (mode, given_master, cores, memory, num_executors, driver_cores, driver_memory, conf)
+    settings = {"cluster_mode": mode, "master": given_master, "cores": cores, "memory": memory,
+                "num_executors": num_executors, "driver_cores": driver_cores, "driver_memory": driver_memory,
+                "conf": conf}
     # Check the master before packing: a wrong URL should not cost a minute of packing first.
-    check_master_reachable(cluster_settings(*settings).master, master_timeout_s)
-    env = _resolve_env(env_archive, mode, explicit_mode)
-    spec = cluster_settings(*settings, env=env)
+    check_master_reachable(cluster_settings(**settings).master, master_timeout_s)
+    env = resolve_env(env_archive, mode, explicit_mode)
+    spec = cluster_settings(**settings, env=env)
     _set_executor_python(spec.executor_python, force=env is not None)
     builder = SparkSession.builder.master(spec.master).appName(app_name)
     for key, value in spec.conf.items():

@@ -42,20 +42,28 @@ class WorkerError(RuntimeError):
     """One or more training workers failed; carries each worker's exception and traceback.
 
     Attributes:
-        failures: list of ``(rank, traceback_text)`` pairs, one per failed worker.
+        failures: list of ``(rank, traceback_text)`` pairs, one per failed worker; rank ``None``
+            is the Spark job itself, failed with no worker reporting why (an executor lost
+            beyond Spark's retries, a cancelled job), as the driver saw it.
     """
 
-    def __init__(self, failures: list[tuple[int, str]], context: str = "training"):
+    def __init__(self, failures: list[tuple[int | None, str]], context: str = "training"):
         self.failures = list(failures)
         self.context = context
-        shown = "\n".join(f"--- worker {rank} ---\n{tb.rstrip()}" for rank, tb in self.failures)
-        super().__init__(
-            f"{len(self.failures)} worker(s) failed during {context}. "
-            f"Worker traceback(s) follow:\n{shown}"
-        )
+        shown = "\n".join(f"--- {_failed_party(rank)} ---\n{tb.rstrip()}" for rank, tb in self.failures)
+        if all(rank is None for rank, _ in self.failures):
+            headline = (f"The Spark job of the {context} failed before any worker reported an error "
+                        f"(the driver's Spark log has the executors' side). The driver saw:")
+        else:
+            headline = f"{len(self.failures)} worker(s) failed during {context}. Worker traceback(s) follow:"
+        super().__init__(f"{headline}\n{shown}")
 
     def __reduce__(self):
         return (WorkerError, (self.failures, self.context))
+
+
+def _failed_party(rank: int | None) -> str:
+    return "the Spark job, seen from the driver" if rank is None else f"worker {rank}"
 
 
 def check_positive_int(name: str, value, *, allow_none: bool = False):

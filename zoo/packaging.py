@@ -6,7 +6,7 @@ machine packs an environment once and reuses the archive until a package changes
 installs (``pip install -e .``) point outside the environment, so their source is zipped
 separately and shipped on the executors' PYTHONPATH (``py_files``).
 
-`zoo.context.init_spark` and ``scripts/zoo-submit`` call `pack_env`; call it yourself to choose
+`zoo.context.init_spark` and ``zoo-submit`` call `pack_env`; call it yourself to choose
 what goes in (``exclude``/``include``) and pass the result as ``env_archive``.
 """
 

@@ -1,7 +1,7 @@
 """The driver program of the cluster tests; runs in its own process (one SparkContext per process).
 
 Run directly, it calls init_spark(cluster_mode="standalone", ...) with the archive the test packed;
-run by ``scripts/zoo-submit`` it calls plain init_spark() and takes everything from the submission.
+run by ``zoo-submit`` it calls plain init_spark() and takes everything from the submission.
 It records what the executors run, fits an NNClassifier that checkpoints every epoch (with
 ``--kill``, while SIGKILLing the executor JVM of rank 1 once the first checkpoint exists) and
 transforms with the fitted model. Everything it observes goes to the JSON file given by

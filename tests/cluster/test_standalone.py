@@ -1,7 +1,7 @@
 """Zoo on a real multi-process Spark standalone cluster (a master and two workers on loopback).
 
 Executors get their Python only from the environment archive the driver ships; NNClassifier
-fits and transforms end to end, directly through init_spark and through scripts/zoo-submit; a
+fits and transforms end to end, directly through init_spark and through zoo-submit; a
 fit that loses an executor JVM resumes from its last checkpoint and ends where an
 uninterrupted fit ends. Each driver runs in its own process (one SparkContext per process).
 """
@@ -24,7 +24,8 @@ pytest.importorskip("venv_pack", reason="the cluster tests ship a packed venv: p
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DRIVER = os.path.join(ROOT, "tests", "cluster", "driver_app.py")
-ZOO_SUBMIT = os.path.join(ROOT, "scripts", "zoo-submit")
+#: zoo-submit as the console script runs it (`python -m zoo.submit`, from the checkout).
+ZOO_SUBMIT = [sys.executable, "-m", "zoo.submit"]
 DRIVER_TIMEOUT_S = 300
 STEP_DELAY_S = 0.05
 STEPS_PER_EPOCH = -(-driver_app.ROWS // driver_app.BATCH)
@@ -73,12 +74,12 @@ def killed_run(cluster, packed_env, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def submitted_run(cluster, packed_env, tmp_path_factory):
-    """The same driver program started by scripts/zoo-submit, calling plain init_spark()."""
+    """The same driver program started by zoo-submit, calling plain init_spark()."""
     work = tmp_path_factory.mktemp("submitted")
     out = str(work / "result.json")
     filters = [a for p in TEST_EXCLUDES[len(DEFAULT_EXCLUDES):] for a in ("--exclude", p)]
     filters += [a for p in TEST_INCLUDES for a in ("--include", p)]
-    result = _run([sys.executable, ZOO_SUBMIT, "--cluster-mode", "standalone", "--master", cluster.url,
+    result = _run([*ZOO_SUBMIT, "--cluster-mode", "standalone", "--master", cluster.url,
                    "--num-executors", "2", "--executor-cores", "1", "--executor-memory", "1g", *filters,
                    DRIVER, "--out", out, "--work", str(work)], out)
     result["executor_dirs"] = cluster.executor_dirs()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,11 +30,15 @@ def test_threads_share_one_handle_and_get_correct_results(cnn, backend, torch_ou
 
 
 class _Probe(torch.nn.Module):
-    """Counts how many forwards run at the same time."""
+    """Counts how many forwards run at the same time. Each forward waits inside the model for a
+    second one once `armed` (loading runs a forward alone), so two requests that may run together
+    do, and a third would be seen."""
 
     def __init__(self):
         super().__init__()
         self.lock = threading.Lock()
+        self.partner = threading.Barrier(2, timeout=30)
+        self.armed = False
         self.running = 0
         self.peak = 0
 
@@ -43,7 +46,8 @@ class _Probe(torch.nn.Module):
         with self.lock:
             self.running += 1
             self.peak = max(self.peak, self.running)
-        time.sleep(0.02)
+        if self.armed:
+            self.partner.wait()
         with self.lock:
             self.running -= 1
         return x * 2
@@ -53,6 +57,7 @@ def test_at_most_concurrent_num_requests_run_at_once():
     probe = _Probe()
     x = np.ones((1, 3), np.float32)
     handle = InferenceModel.from_torch(probe, x, backend="torch", concurrent_num=2)
+    probe.armed, probe.peak = True, 0
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(handle.predict, [x * i for i in range(24)]))
     assert probe.peak == 2

@@ -141,7 +141,8 @@ def test_entry_that_kills_workers_is_failed_after_max_deliveries(redis_client, r
         redis_client.xreadgroup(D.CONSUMER_GROUP, consumer, {stream: ">" if consumer == "dead-1" else "0"}, count=1)
         if consumer == "dead-2":
             redis_client.xclaim(stream, D.CONSUMER_GROUP, consumer, 0, [redis_client.xrange(stream)[0][0]])
-    time.sleep(0.15)
+    wait_for(lambda: redis_client.xpending_range(stream, D.CONSUMER_GROUP, "-", "+", 1)[0]["time_since_delivered"] > 100,
+             message="the entry idle longer than claim_idle_ms")
     start_workers(config)
     with pytest.raises(PredictionError, match="delivered 3 times"):
         OutputQueue(redis_server.url, "cnn").query("deadly", timeout=10)

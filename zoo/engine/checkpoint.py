@@ -1,7 +1,8 @@
 """Checkpoints: model weights, optimizer state and position, written atomically by rank 0.
 
 Layout of one checkpoint, ``<path>/checkpoint-<iteration>/``:
-    model.pt      the model's state_dict (torch.save)
+    model.pt      the model's weights as its adapter serializes them (`state_bytes`): a torch
+                  state_dict for PyTorch, an .npz of every variable for Keras
     optimizer.pt  the optimizer state; for sharded optimizers, per-element state is stored for the
                   whole flat parameter vector, so a checkpoint resumes on any number of workers
     meta.json     {"run_id", "epoch", "iteration", "step_in_epoch", "sharded", "num_params"}
@@ -102,7 +103,3 @@ def read_meta(directory: str) -> dict:
     """The meta.json of one checkpoint directory."""
     return json.loads(storage.read_bytes(storage.join(directory, META_FILE)))
 
-
-def model_state_from_bytes(blob: bytes) -> dict:
-    """A state_dict from the bytes of model.pt."""
-    return torch.load(io.BytesIO(blob), weights_only=True)

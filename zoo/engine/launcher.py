@@ -257,7 +257,7 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     if server.failures:
         raise WorkerError(sorted(server.failures)) from outcome.get("error")
     if "error" in outcome:
-        raise WorkerError([(-1, f"{type(outcome['error']).__name__}: {outcome['error']}")]) from outcome["error"]
+        raise WorkerError([(None, f"{type(outcome['error']).__name__}: {outcome['error']}")]) from outcome["error"]
     if len(outcome["rows"]) != 1:
         raise ZooRuntimeError(f"The fit's Spark job returned {len(outcome['rows'])} result rows instead of one "
                               f"(from rank 0); the driver's log says why.")

@@ -1,4 +1,4 @@
-"""NNEstimator and NNModel: train and apply a PyTorch model as Spark ML stages."""
+"""NNEstimator and NNModel: train and apply a PyTorch or Keras model as Spark ML stages."""
 
 from __future__ import annotations
 
@@ -249,7 +249,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
 
 
 class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
-    """A fitted (or given) PyTorch model applied to a DataFrame; adds an array<float> prediction.
+    """A fitted (or given) PyTorch or Keras model applied to a DataFrame; adds an array<float> prediction.
 
     Args:
         model: the torch.nn.Module.

@@ -1,11 +1,11 @@
-#!/usr/bin/env python3
 """zoo-submit: spark-submit that packs the active Python environment and ships it with the job.
 
     zoo-submit --cluster-mode standalone --master spark://host:7077 \
         --num-executors 2 --executor-cores 1 --executor-memory 2g  train.py --epochs 5
 
-Runs under the interpreter of the environment to ship (activate the venv, or call
-``.venv/bin/python scripts/zoo-submit ...``). It packs that environment once (cached by its
+A console script of the ``spark-zoo`` package (``python -m zoo.submit`` runs it too). It runs
+under the interpreter of the environment to ship (activate the venv, or call
+``.venv/bin/zoo-submit ...``). It packs that environment once (cached by its
 installed packages, see zoo.packaging), zips editable packages for --py-files, and runs
 spark-submit with the same settings init_spark(cluster_mode=...) would use. Inside the job,
 ``init_spark()`` picks the submitted settings up; the script needs no change.
@@ -33,11 +33,6 @@ import os
 import shlex
 import subprocess
 import sys
-
-# Run from a checkout without installing: make the checkout's zoo importable.
-_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isdir(os.path.join(_CHECKOUT, "zoo")) and _CHECKOUT not in sys.path:
-    sys.path.insert(1, _CHECKOUT)
 
 VALUE_OPTIONS = {"--cluster-mode", "--master", "--num-executors", "--executor-cores", "--executor-memory",
                  "--driver-cores", "--driver-memory", "--conf", "--archive", "--exclude", "--include",
@@ -120,13 +115,13 @@ def _shipped_env(options: dict, cluster_mode: str):
     unless --archive names an archive.
     """
     from zoo import packaging
-    from zoo.context import _resolve_env
+    from zoo.context import resolve_env
 
     if "archive" in options:
         env_archive = options["archive"]
     else:
         env_archive = None if options.get("no_pack") else "auto"
-    env = _resolve_env(env_archive, cluster_mode, explicit_mode=True, cache_dir=options.get("cache_dir"),
+    env = resolve_env(env_archive, cluster_mode, explicit_mode=True, cache_dir=options.get("cache_dir"),
                        format=options.get("format", packaging.DEFAULT_FORMAT),
                        exclude=list(packaging.DEFAULT_EXCLUDES) + options["exclude"], include=options["include"])
     if env is not None and env.kind != packaging.GIVEN and not env.cached:
@@ -147,17 +142,19 @@ def build_command(argv: list[str]) -> tuple[dict, list[str]]:
         conf[key] = value
     if "archive" in options and options.get("no_pack"):
         raise UsageError("--archive and --no-pack contradict each other; pass one.")
-    settings = (options.get("cluster_mode") or None, options.get("master"), _int(options, "executor_cores"),
-                options.get("executor_memory"), _int(options, "num_executors"), _int(options, "driver_cores"),
-                options.get("driver_memory"), conf)
-    spec = cluster_settings(*settings)  # validates the command line before anything is packed
+    settings = {"cluster_mode": options.get("cluster_mode") or None, "master": options.get("master"),
+                "cores": _int(options, "executor_cores"), "memory": options.get("executor_memory"),
+                "num_executors": _int(options, "num_executors"), "driver_cores": _int(options, "driver_cores"),
+                "driver_memory": options.get("driver_memory"), "conf": conf}
+    spec = cluster_settings(**settings)  # validates the command line before anything is packed
     if not options.get("dry_run"):
         check_master_reachable(spec.master)
-    spec = cluster_settings(*settings, env=_shipped_env(options, spec.cluster_mode))
+    spec = cluster_settings(**settings, env=_shipped_env(options, spec.cluster_mode))
     return options, spark_submit_args(spec, app, app_args, spark_submit_executable(), passthrough)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``zoo-submit``: pack, then run spark-submit; 2 on a bad command line."""
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="zoo-submit: %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
