@@ -3,10 +3,10 @@ on a TFDataset through nnframes and the engine."""
 
 from __future__ import annotations
 
-import cloudpickle
 import numpy as np
 
 from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.evaluation import evaluate_frame
 from zoo.engine.metrics import AUC, MAE, Loss, Top1Accuracy, ValidationMethod
 from zoo.engine.triggers import EveryEpoch
 from zoo.errors import ZooValueError
@@ -136,32 +136,6 @@ def predict_frame(model, source: FrameSource, batch_per_thread: int):
     return nn_model(model, source, batch_per_thread).transform(source.df)
 
 
-def _evaluate_task(payload_broadcast, columns: list[str], num_features: int, batch_size: int):
-    def task(batches):
-        import pyarrow as pa
-
-        from zoo.engine.adapters import keras as adapter
-        from zoo.engine.arrow_data import read_columns
-
-        model, criterion, build, methods = cloudpickle.loads(payload_broadcast.value)
-        loss = adapter.resolve_loss(criterion)
-        stats = [m.empty() for m in methods]
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            arrays = read_columns([batch], columns)
-            inputs, target = build([arrays[c] for c in columns[:num_features]], arrays[columns[num_features]])
-            for start in range(0, len(target), batch_size):
-                x = [a[start:start + batch_size] for a in inputs]
-                y = target[start:start + batch_size]
-                output = adapter.predict(model, x)
-                loss_sum = float(np.asarray(loss(y, output))) * len(y)
-                stats = [m.update(s, output, y, loss_sum) for m, s in zip(methods, stats)]
-        yield pa.RecordBatch.from_pydict({"stats": [cloudpickle.dumps(stats)]})
-
-    return task
-
-
 def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
     """Loss and `metrics` of `model` over the whole dataset, computed where the data lives: each
     task keeps sufficient statistics, the driver merges them (exact, not an average of averages)."""
@@ -178,15 +152,7 @@ def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) ->
     steps = resolve_feature_preprocessing(source.feature_steps, df, source.feature_cols, kinds[:-1])
     build = SampleBuilder(steps, source.label_step or default_preprocessing(kinds[-1]))
     methods = to_validation_methods(metrics, loss)
-    sc = df.sparkSession.sparkContext
-    payload = sc.broadcast(cloudpickle.dumps((keras_adapter.portable(model), loss, build, methods)))
-    try:
-        frame = df.select(*[model_input_column(c, k) for c, k in zip(columns, kinds)])
-        rows = frame.mapInArrow(_evaluate_task(payload, columns, len(source.feature_cols), batch_per_thread),
-                                "stats binary").collect()
-    finally:
-        payload.unpersist()
-    merged = [m.empty() for m in methods]
-    for row in rows:
-        merged = [m.merge(a, b) for m, a, b in zip(methods, merged, cloudpickle.loads(bytes(row["stats"])))]
-    return {keras_name(m.name): m.result(s) for m, s in zip(methods, merged)}
+    frame = df.select(*[model_input_column(c, k) for c, k in zip(columns, kinds)])
+    results = evaluate_frame(frame, source.feature_cols, source.label_col, model, loss, build, methods,
+                             batch_per_thread)
+    return {keras_name(name): value for name, value in results.items()}
