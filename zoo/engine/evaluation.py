@@ -29,9 +29,9 @@ def _evaluate_task(payload_broadcast, columns: list[str], num_features: int, bat
             arrays = read_columns([batch], columns)
             inputs, target = build([arrays[c] for c in columns[:num_features]], arrays[columns[num_features]])
             for start in range(0, len(target), batch_size):
-                x = [torch.from_numpy(np.ascontiguousarray(a[start:start + batch_size])) for a in inputs]
+                x = [torch.tensor(a[start:start + batch_size]) for a in inputs]
                 y = target[start:start + batch_size]
-                output, loss_sum = trainable.evaluate(x, torch.from_numpy(np.ascontiguousarray(y)))
+                output, loss_sum = trainable.evaluate(x, torch.tensor(y))
                 stats = [m.update(s, output, y, loss_sum) for m, s in zip(methods, stats)]
         yield pa.RecordBatch.from_pydict({"stats": [cloudpickle.dumps(stats)]})
 

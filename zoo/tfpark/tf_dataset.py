@@ -55,7 +55,7 @@ class FrameSource:
     label_step: Preprocessing | None = None
 
 
-def _frame_from_arrays(features: list[np.ndarray], labels: np.ndarray | None) -> FrameSource:
+def frame_from_arrays(features: list[np.ndarray], labels: np.ndarray | None) -> FrameSource:
     """A DataFrame (built through Arrow, no per-row Python) from per-input arrays and labels."""
     import pyarrow as pa
     from pyspark.sql import SparkSession
@@ -141,8 +141,8 @@ class TFDataset:
         features, labels = _split_xy(tensors)
         validation = None
         if val_tensors is not None:
-            validation = _frame_from_arrays(*_split_xy(val_tensors))
-        return cls(_frame_from_arrays(features, labels), batch_size, batch_per_thread, validation)
+            validation = frame_from_arrays(*_split_xy(val_tensors))
+        return cls(frame_from_arrays(features, labels), batch_size, batch_per_thread, validation)
 
     @classmethod
     def from_dataframe(cls, df, feature_cols, labels_cols=None, batch_size: int = UNSET,

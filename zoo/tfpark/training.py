@@ -16,7 +16,7 @@ from zoo.tfpark.tf_dataset import FrameSource, TFDataset
 KERAS_METRICS = {
     "loss": Loss, "accuracy": Top1Accuracy, "acc": Top1Accuracy, "sparse_categorical_accuracy": Top1Accuracy,
     "categorical_accuracy": Top1Accuracy, "binary_accuracy": Top1Accuracy, "mae": MAE,
-    "mean_absolute_error": MAE, "auc": AUC,
+    "mean_absolute_error": MAE, "auc": AUC, "top1accuracy": Top1Accuracy,
 }
 #: The names Keras reports the engine's metrics under (in History.history and evaluate).
 KERAS_NAMES = {"Loss": "loss", "Top1Accuracy": "accuracy", "MAE": "mae", "AUC": "auc"}
@@ -34,6 +34,9 @@ def to_validation_methods(metrics, loss) -> list[ValidationMethod]:
     for metric in metrics or []:
         if isinstance(metric, ValidationMethod):
             methods.append(metric)
+            continue
+        if isinstance(metric, type) and issubclass(metric, ValidationMethod):
+            methods.append(metric())
             continue
         name = metric if isinstance(metric, str) else getattr(metric, "name", type(metric).__name__)
         key = str(name).lower()
@@ -136,23 +139,26 @@ def predict_frame(model, source: FrameSource, batch_per_thread: int):
     return nn_model(model, source, batch_per_thread).transform(source.df)
 
 
-def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
-    """Loss and `metrics` of `model` over the whole dataset, computed where the data lives: each
-    task keeps sufficient statistics, the driver merges them (exact, not an average of averages)."""
-    from zoo.nnframes.preprocessing import SampleBuilder
-    from zoo.nnframes.nn_estimator import resolve_feature_preprocessing
+def evaluate_source(model, loss, source: FrameSource, methods: list[ValidationMethod],
+                    batch_size: int) -> dict[str, float]:
+    """`methods` of `model` over a FrameSource with labels, keyed by the engine's metric names,
+    computed where the data lives (see `zoo.engine.evaluation.evaluate_frame`)."""
     from zoo.nnframes.columns import column_kind, default_preprocessing, model_input_column
+    from zoo.nnframes.nn_estimator import resolve_feature_preprocessing
+    from zoo.nnframes.preprocessing import SampleBuilder
 
-    source = dataset.source
     if source.label_col is None:
-        raise ZooValueError("Evaluation needs labels: the TFDataset has features only.")
+        raise ZooValueError("Evaluation needs labels: the data has features only.")
     df = source.df
     columns = source.feature_cols + [source.label_col]
     kinds = [column_kind(df, c, "features") for c in columns]
     steps = resolve_feature_preprocessing(source.feature_steps, df, source.feature_cols, kinds[:-1])
     build = SampleBuilder(steps, source.label_step or default_preprocessing(kinds[-1]))
-    methods = to_validation_methods(metrics, loss)
     frame = df.select(*[model_input_column(c, k) for c, k in zip(columns, kinds)])
-    results = evaluate_frame(frame, source.feature_cols, source.label_col, model, loss, build, methods,
-                             batch_per_thread)
+    return evaluate_frame(frame, source.feature_cols, source.label_col, model, loss, build, methods, batch_size)
+
+
+def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
+    """Loss and `metrics` of `model` over the whole dataset, keyed by Keras' metric names."""
+    results = evaluate_source(model, loss, dataset.source, to_validation_methods(metrics, loss), batch_per_thread)
     return {keras_name(name): value for name, value in results.items()}

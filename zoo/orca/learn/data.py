@@ -1,0 +1,91 @@
+"""The data Orca Estimators take (Spark DataFrame, pandas DataFrame, numpy dict) as a FrameSource."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.errors import ZooTypeError, ZooValueError
+from zoo.tfpark.tf_dataset import FrameSource, frame_from_arrays
+
+
+def _names(value, what: str) -> list[str]:
+    if value is None:
+        return []
+    names = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(n, str) for n in names):
+        raise ZooTypeError(f"Expected `{what}` to be a column name or a list of names. Received: {value!r}.")
+    return names
+
+
+def _active_spark(what: str):
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise ZooValueError(f"{what} needs a SparkSession. Call zoo.orca.init_orca_context() first.")
+    return spark
+
+
+def _is_spark_frame(data) -> bool:
+    from pyspark.sql import DataFrame
+
+    return isinstance(data, DataFrame)
+
+
+def _is_pandas_frame(data) -> bool:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas comes with pyspark's Arrow support
+        return False
+    return isinstance(data, pd.DataFrame)
+
+
+def _from_frame(df, feature_cols, label_cols, role: str, needs_label: bool) -> FrameSource:
+    features, labels = _names(feature_cols, "feature_cols"), _names(label_cols, "label_cols")
+    if not features:
+        hint = " and its label: label_cols=['y']" if needs_label else ""
+        raise ZooValueError(f"With a DataFrame as `{role}`, name its model inputs: feature_cols=['x', ...] "
+                            f"(one column per model input){hint}.")
+    if needs_label and not labels:
+        raise ZooValueError(f"Training and evaluation need labels: give label_cols=['label'] for `{role}`.")
+    if len(labels) > 1:
+        raise ZooValueError(f"Expected one label column. Received label_cols={labels}. Put several targets in "
+                            f"one array column (pyspark.sql.functions.array(...)).")
+    missing = [c for c in features + labels if c not in df.columns]
+    if missing:
+        raise ZooValueError(f"`{role}` has no column(s) {missing}. Its columns are {df.columns}; fix "
+                            f"feature_cols / label_cols.")
+    return FrameSource(df, features, labels[0] if labels and needs_label else None)
+
+
+def _from_dict(data: dict, role: str, needs_label: bool) -> FrameSource:
+    if "x" not in data:
+        raise ZooValueError(f"Expected `{role}` as a dict {{'x': features, 'y': labels}}. Received keys "
+                            f"{sorted(data)}.")
+    x = data["x"]
+    features = [np.asarray(a) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x)]
+    labels = data.get("y")
+    if needs_label and labels is None:
+        raise ZooValueError(f"Training and evaluation need labels: give `{role}` as {{'x': ..., 'y': labels}}.")
+    _active_spark("numpy data")
+    return frame_from_arrays(features, np.asarray(labels) if labels is not None and needs_label else None)
+
+
+def to_source(data, feature_cols=None, label_cols=None, *, role: str = "data",
+              needs_label: bool = True) -> FrameSource:
+    """A FrameSource from a Spark DataFrame, a pandas DataFrame or a dict {"x": ..., "y": ...}.
+
+    A DataFrame's model inputs are `feature_cols` (one column per input) and its label
+    `label_cols` (one column); a dict's "x" is an array or a list of arrays (one per input),
+    whose per-sample shapes are kept.
+    """
+    if _is_spark_frame(data):
+        return _from_frame(data, feature_cols, label_cols, role, needs_label)
+    if _is_pandas_frame(data):
+        spark = _active_spark("A pandas DataFrame")
+        return _from_frame(spark.createDataFrame(data), feature_cols, label_cols, role, needs_label)
+    if isinstance(data, dict):
+        return _from_dict(data, role, needs_label)
+    raise ZooTypeError(f"Expected `{role}` to be a Spark DataFrame, a pandas DataFrame or a dict "
+                       f"{{'x': ndarray, 'y': ndarray}}. Received: {type(data).__name__}. For an XShards or a "
+                       f"DataLoader, collect it into one of these.")
