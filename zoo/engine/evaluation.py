@@ -14,7 +14,6 @@ from zoo.engine.metrics import ValidationMethod
 
 def _evaluate_task(payload_broadcast, columns: list[str], num_features: int, batch_size: int):
     def task(batches):
-        import numpy as np
         import pyarrow as pa
         import torch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.engine.adapters import adapter_for
 from zoo.engine.adapters import keras as keras_adapter
 from zoo.engine.evaluation import evaluate_frame
 from zoo.engine.metrics import AUC, MAE, Loss, Top1Accuracy, ValidationMethod
@@ -131,7 +132,7 @@ def output_shape(model, source: FrameSource) -> tuple:
                           source.feature_cols)
     steps = source.feature_steps or [SeqToTensor()] * len(source.feature_cols)
     inputs, _ = SampleBuilder(steps, None)([arrays[c] for c in source.feature_cols])
-    return tuple(keras_adapter.dry_run(model, None, inputs, None).shape[1:])
+    return tuple(np.asarray(adapter_for(model).predict(model, inputs)).shape[1:])
 
 
 def predict_frame(model, source: FrameSource, batch_per_thread: int):

@@ -71,9 +71,39 @@ def _from_dict(data: dict, role: str, needs_label: bool) -> FrameSource:
     return frame_from_arrays(features, np.asarray(labels) if labels is not None and needs_label else None)
 
 
+def _is_data_loader(data) -> bool:
+    try:
+        from torch.utils.data import DataLoader
+    except ImportError:
+        return False
+    return isinstance(data, DataLoader)
+
+
+def collect_loader(loader) -> dict:
+    """A torch DataLoader's batches, concatenated on the driver, as {"x": array(s), "y": array}.
+
+    Orca handed a DataLoader to BigDL's driver-side FeatureSet; Zoo reads it once on the driver
+    and ships the samples as a DataFrame, so it suits data that fits in the driver's memory.
+    """
+    xs, ys = [], []
+    for batch in loader:
+        if not isinstance(batch, (list, tuple)) or len(batch) < 2:
+            raise ZooValueError("Expected the DataLoader to yield (features, labels) batches, as Orca requires. "
+                                f"Received a batch of type {type(batch).__name__}.")
+        *features, labels = batch
+        xs.append([np.asarray(f) for f in features])
+        ys.append(np.asarray(labels))
+    if not xs:
+        raise ZooValueError("The DataLoader yielded no batches.")
+    x = [np.concatenate([b[i] for b in xs]) for i in range(len(xs[0]))]
+    return {"x": x if len(x) > 1 else x[0], "y": np.concatenate(ys)}
+
+
 def to_source(data, feature_cols=None, label_cols=None, *, role: str = "data",
               needs_label: bool = True) -> FrameSource:
-    """A FrameSource from a Spark DataFrame, a pandas DataFrame or a dict {"x": ..., "y": ...}.
+    """A FrameSource from a Spark DataFrame, a pandas DataFrame, a dict {"x": ..., "y": ...} or a
+    torch DataLoader (see `collect_loader`); a callable is a creator ``(config, batch_size) ->
+    DataLoader``, called by the Estimator.
 
     A DataFrame's model inputs are `feature_cols` (one column per input) and its label
     `label_cols` (one column); a dict's "x" is an array or a list of arrays (one per input),
@@ -86,6 +116,8 @@ def to_source(data, feature_cols=None, label_cols=None, *, role: str = "data",
         return _from_frame(spark.createDataFrame(data), feature_cols, label_cols, role, needs_label)
     if isinstance(data, dict):
         return _from_dict(data, role, needs_label)
+    if _is_data_loader(data):
+        return _from_dict(collect_loader(data), role, needs_label)
     raise ZooTypeError(f"Expected `{role}` to be a Spark DataFrame, a pandas DataFrame or a dict "
-                       f"{{'x': ndarray, 'y': ndarray}}. Received: {type(data).__name__}. For an XShards or a "
-                       f"DataLoader, collect it into one of these.")
+                       f"{{'x': ndarray, 'y': ndarray}} (a torch DataLoader too). Received: {type(data).__name__}. "
+                       f"For an XShards, collect it into one of these.")

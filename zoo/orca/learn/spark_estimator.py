@@ -4,6 +4,7 @@ through nnframes on Zoo's engine (an NNEstimator underneath each fit)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 
@@ -22,6 +23,8 @@ GLOBAL_BATCH_BACKENDS = ("spark", "bigdl")
 PER_WORKER_BATCH_BACKENDS = ("tf2", "ray", "horovod", "torch_distributed")
 BACKENDS = GLOBAL_BATCH_BACKENDS + PER_WORKER_BATCH_BACKENDS
 PREDICTION_COL = "prediction"
+
+logger = logging.getLogger(__name__)
 
 
 def check_backend(backend: str) -> str:
@@ -43,7 +46,7 @@ class SparkEstimator:
         history: the engine's history of every fit so far (per-step losses, validation results).
     """
 
-    def __init__(self, model, loss, optimizer, metrics, model_dir, backend, learning_rate=None):
+    def __init__(self, model, loss, optimizer, metrics, model_dir, backend, learning_rate=None, config=None):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -51,6 +54,7 @@ class SparkEstimator:
         self.model_dir = model_dir
         self.backend = check_backend(backend)
         self.learning_rate = learning_rate
+        self.config = dict(config or {})
         self.history: list[dict] = []
 
     # ---- hooks -----------------------------------------------------------------------------------
@@ -63,10 +67,14 @@ class SparkEstimator:
         return name
 
     # ---- helpers ---------------------------------------------------------------------------------
-    def _methods(self):
-        return training.to_validation_methods(self.metrics, self.loss)
+    def _methods(self, metrics=None):
+        return training.to_validation_methods(self.metrics if metrics is None else metrics, self.loss)
 
-    def _source(self, data, feature_cols, label_cols, role, needs_label=True):
+    def _source(self, data, feature_cols, label_cols, role, needs_label=True, batch_size=32):
+        from zoo.orca.learn.data import _is_pandas_frame, _is_spark_frame
+
+        if callable(data) and not (_is_spark_frame(data) or _is_pandas_frame(data)):
+            data = data(self.config, batch_size)  # Orca's data creator (config, batch_size) -> DataLoader
         source = to_source(data, feature_cols, label_cols, role=role, needs_label=needs_label)
         return dataclasses.replace(source, label_step=self._label_step(source)) if needs_label else source
 
@@ -81,8 +89,10 @@ class SparkEstimator:
         if checkpoint_trigger is None:
             return EveryEpoch() if self.model_dir is not None else None
         if self.model_dir is None:
-            raise ZooValueError("checkpoint_trigger needs a place to write checkpoints: give model_dir= when "
-                                "creating the Estimator.")
+            # As in Orca: without a model_dir the trigger has nowhere to write, and training goes on.
+            logger.warning("checkpoint_trigger=%r is ignored: no model_dir was given to the Estimator, so no "
+                           "checkpoints are written. Give model_dir= to keep them.", checkpoint_trigger)
+            return None
         return check_trigger("checkpoint_trigger", checkpoint_trigger)
 
     def _load_state(self, blob: bytes) -> None:
@@ -90,7 +100,7 @@ class SparkEstimator:
 
     # ---- public API ------------------------------------------------------------------------------
     def fit(self, data, epochs: int = 1, batch_size: int = 32, feature_cols=None, label_cols=None,
-            validation_data=None, checkpoint_trigger=None):
+            validation_data=None, checkpoint_trigger=None, validation_metrics=None, validation_methods=None):
         """Train for `epochs` epochs, continuing from the model's current weights; returns self.
 
         Args:
@@ -103,13 +113,15 @@ class SparkEstimator:
             validation_data: data in the same form, validated with the metrics after each epoch.
             checkpoint_trigger: when to checkpoint to model_dir (default: every epoch when
                 model_dir is set); a trigger from `zoo.orca.learn.trigger`.
+            validation_metrics: metrics for validation_data instead of the Estimator's
+                (`validation_methods` is Orca 0.9's name for it).
         """
         from zoo.nnframes import NNEstimator
 
         check_positive_int("epochs", epochs)
         check_positive_int("batch_size", batch_size)
         trigger = self._checkpoint_trigger(checkpoint_trigger)
-        source = self._source(data, feature_cols, label_cols, "data")
+        source = self._source(data, feature_cols, label_cols, "data", batch_size=batch_size)
         estimator = NNEstimator(model=self.model, criterion=self.loss, feature_preprocessing=source.feature_steps,
                                 label_preprocessing=source.label_step, featuresCol=source.feature_cols,
                                 labelCol=source.label_col, batchSize=self._global_batch(batch_size, source.df.sparkSession),
@@ -117,11 +129,13 @@ class SparkEstimator:
         if self.learning_rate is not None:
             estimator.setLearningRate(self.learning_rate)
         if validation_data is not None:
-            validation = self._source(validation_data, feature_cols, label_cols, "validation_data")
+            validation = self._source(validation_data, feature_cols, label_cols, "validation_data",
+                                      batch_size=batch_size)
             if validation.feature_cols != source.feature_cols:
                 raise ZooValueError("Expected `validation_data` in the same form as `data` (both DataFrames or "
                                     "both numpy dicts with as many inputs).")
-            estimator.setValidation(EveryEpoch(), validation.df, self._methods(), batch_size)
+            estimator.setValidation(EveryEpoch(), validation.df,
+                                    self._methods(validation_metrics or validation_methods), batch_size)
         if trigger is not None:
             estimator.setCheckpoint(self.model_dir, trigger)
         fitted = estimator.fit(source.df)
@@ -132,7 +146,7 @@ class SparkEstimator:
     def evaluate(self, data, batch_size: int = 32, feature_cols=None, label_cols=None) -> dict[str, float]:
         """The loss and the Estimator's metrics over all of `data` (exact, merged across tasks)."""
         check_positive_int("batch_size", batch_size)
-        source = self._source(data, feature_cols, label_cols, "data")
+        source = self._source(data, feature_cols, label_cols, "data", batch_size=batch_size)
         results = training.evaluate_source(self.model, self.loss, source, self._methods(), batch_size)
         return {self._metric_name(name): value for name, value in results.items()}
 
@@ -141,17 +155,16 @@ class SparkEstimator:
         `prediction` column (the flat model output); a dict {"x": ...} gives a numpy array
         with the model's output shape."""
         check_positive_int("batch_size", batch_size)
-        source = self._source(data, feature_cols, None, "data", needs_label=False)
+        source = self._source(data, feature_cols, None, "data", needs_label=False, batch_size=batch_size)
         result = training.nn_model(self.model, source, batch_size, PREDICTION_COL).transform(source.df)
-        if isinstance(data, dict):
-            flat = np.stack(result.select(PREDICTION_COL).toPandas()[PREDICTION_COL].to_numpy())
-            x = data["x"]
-            first = [np.asarray(a)[:1] for a in (x if isinstance(x, (list, tuple)) else [x])]
-            shape = np.asarray(adapter_for(self.model).predict(self.model, first)).shape[1:]
-            return flat.reshape((len(flat),) + tuple(shape))
-        from zoo.orca.learn.data import _is_pandas_frame
+        from zoo.orca.learn.data import _is_pandas_frame, _is_spark_frame
 
-        return result.toPandas() if _is_pandas_frame(data) else result
+        if _is_spark_frame(data):
+            return result
+        if _is_pandas_frame(data):
+            return result.toPandas()
+        flat = np.stack(result.select(PREDICTION_COL).toPandas()[PREDICTION_COL].to_numpy())
+        return flat.reshape((len(flat),) + training.output_shape(self.model, source))
 
     def get_model(self):
         """The model with the trained weights."""

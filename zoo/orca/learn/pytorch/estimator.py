@@ -18,6 +18,10 @@ def optim_method_of(optimizer):
     are the driver model's; each worker builds one over its shard), None as SGD."""
     import torch
 
+    from zoo.orca.learn.optimizers import Optimizer
+
+    if isinstance(optimizer, Optimizer):
+        return optimizer.get_optimizer()
     if optimizer is None or (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
         return optimizer or torch.optim.SGD
     if isinstance(optimizer, torch.optim.Optimizer):
@@ -27,7 +31,10 @@ def optim_method_of(optimizer):
             raise ZooValueError(f"Expected one set of optimizer settings for all parameters. Received "
                                 f"{len(groups)} param_groups with different settings; use one group.")
         return functools.partial(type(optimizer), **settings[0])
-    raise ZooTypeError(f"Expected `optimizer` to be a torch.optim.Optimizer (instance or class) or None. "
+    if callable(optimizer):
+        return optimizer  # a factory params -> optimizer, as NNEstimator's optimMethod takes
+    raise ZooTypeError(f"Expected `optimizer` to be a torch.optim.Optimizer (instance or class), an optimizer "
+                       f"from zoo.orca.learn.optimizers, or None. "
                        f"Received: {type(optimizer).__name__}.")
 
 
@@ -87,16 +94,19 @@ class Estimator:
             raise ZooValueError("Expected a `loss`, e.g. loss=torch.nn.CrossEntropyLoss().")
         if not isinstance(loss, torch.nn.Module) and callable(loss) and _is_creator(loss):
             loss = loss(config)
-        if callable(optimizer) and not isinstance(optimizer, (type, torch.optim.Optimizer)):
+        if callable(optimizer) and not isinstance(optimizer, (type, torch.optim.Optimizer)) and _is_creator(
+                optimizer, 2):
             optimizer = optimizer(model, config)
-        return PyTorchSparkEstimator(model, loss, optim_method_of(optimizer), metrics, model_dir, backend)
+        return PyTorchSparkEstimator(model, loss, optim_method_of(optimizer), metrics, model_dir, backend,
+                                     config=config)
 
 
-def _is_creator(function) -> bool:
-    """Whether `function` is a one-argument creator (config -> loss) rather than a loss (output, target)."""
+def _is_creator(function, arguments: int = 1) -> bool:
+    """Whether `function` is a creator taking `arguments` arguments (config -> loss, (model, config)
+    -> optimizer) rather than a loss (output, target) or an optimizer factory (params)."""
     import inspect
 
     try:
-        return len(inspect.signature(function).parameters) == 1
+        return len(inspect.signature(function).parameters) == arguments
     except (TypeError, ValueError):
         return False
