@@ -143,11 +143,14 @@ class SparkEstimator:
         self.history.extend(fitted.history)
         return self
 
-    def evaluate(self, data, batch_size: int = 32, feature_cols=None, label_cols=None) -> dict[str, float]:
-        """The loss and the Estimator's metrics over all of `data` (exact, merged across tasks)."""
+    def evaluate(self, data, batch_size: int = 32, feature_cols=None, label_cols=None,
+                 validation_metrics=None) -> dict[str, float]:
+        """The loss and the metrics (`validation_metrics`, default the Estimator's) over all of
+        `data`, exact: merged across tasks from sufficient statistics."""
         check_positive_int("batch_size", batch_size)
         source = self._source(data, feature_cols, label_cols, "data", batch_size=batch_size)
-        results = training.evaluate_source(self.model, self.loss, source, self._methods(), batch_size)
+        results = training.evaluate_source(self.model, self.loss, source, self._methods(validation_metrics),
+                                           batch_size)
         return {self._metric_name(name): value for name, value in results.items()}
 
     def predict(self, data, batch_size: int = 32, feature_cols=None):
