@@ -68,13 +68,14 @@ def compiled_parts(model):
 
 
 def _estimator(model, loss, optimizer, source: FrameSource, batch_size: int, end_trigger, validation,
-               metrics, checkpoint, show_progress, num_workers, shuffle):
+               metrics, checkpoint, show_progress, num_workers, shuffle, caching_sample=True):
     from zoo.nnframes import NNEstimator
 
     estimator = NNEstimator(model=model, criterion=loss, feature_preprocessing=source.feature_steps,
                             label_preprocessing=source.label_step, featuresCol=source.feature_cols,
                             labelCol=source.label_col, batchSize=batch_size, endWhen=end_trigger,
-                            optimMethod=optimizer, numWorkers=num_workers, shuffle=shuffle)
+                            optimMethod=optimizer, numWorkers=num_workers, shuffle=shuffle,
+                            cachingSample=caching_sample)
     estimator.setShowProgress(show_progress)
     if validation is not None:
         estimator.setValidation(EveryEpoch(), validation.df, to_validation_methods(metrics, loss))
@@ -95,7 +96,8 @@ def train(model, loss, optimizer, dataset: TFDataset, batch_size: int, end_trigg
         raise ZooValueError("Training needs labels: the TFDataset has features only. Build it with labels "
                             "(from_ndarrays((x, y)), from_dataframe(..., labels_cols=...)).")
     estimator = _estimator(model, loss, optimizer, source, batch_size, end_trigger, dataset.validation,
-                           metrics, checkpoint, show_progress, num_workers, dataset.shuffle)
+                           metrics, checkpoint, show_progress, num_workers, dataset.shuffle,
+                           dataset.caching_sample)
     fitted = estimator.fit(source.df)
     keras_adapter.load_state_bytes_into(model, keras_adapter.state_bytes_of(fitted.model))
     return fitted
