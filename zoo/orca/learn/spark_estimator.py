@@ -190,11 +190,19 @@ class SparkEstimator:
         return self
 
     def load_orca_checkpoint(self, path: str, version=None):
-        """Load the weights of a checkpoint under `path` (a model_dir): the checkpoint directory
-        named `version`, or the latest one; returns self."""
-        directory = ckpt.latest_checkpoint(path) if version is None else storage.join(path, str(version))
-        if directory is None:
-            raise ZooValueError(f"No checkpoint under {path!r}. Fit with model_dir={path!r} first.")
+        """Load the weights of a checkpoint under `path` (a model_dir): version `version` (its
+        iteration, as the checkpoint directory's name gives it), or the latest; returns self."""
+        if version is None:
+            directory = ckpt.latest_checkpoint(path)
+            if directory is None:
+                raise ZooValueError(f"No checkpoint under {path!r}. Fit with model_dir={path!r} first.")
+        else:
+            name = f"{ckpt.PREFIX}{int(version):09d}"
+            available = ckpt.checkpoint_names(path)
+            if name not in available:
+                raise ZooValueError(f"No checkpoint version {version} under {path!r}. Available versions: "
+                                    f"{[int(n[len(ckpt.PREFIX):]) for n in available]}.")
+            directory = storage.join(path, name)
         _, model_state, _ = ckpt.load_checkpoint(directory)
         self._load_state(model_state)
         return self
