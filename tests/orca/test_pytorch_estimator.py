@@ -92,7 +92,7 @@ def test_pandas_in_pandas_out_and_save_load(spark, tmp_path):
     pdf = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": y})
     estimator = Estimator.from_torch(model=TwoInputs(), optimizer=torch.optim.SGD, loss=torch.nn.CrossEntropyLoss())
 
-    estimator.fit(pdf, epochs=2, batch_size=32, feature_cols=["a", "b"], label_cols="label")
+    estimator.fit(pdf, epochs=2, batch_size=32, feature_cols=["a", "b"], labels_cols="label")  # Orca 0.9 name
     predicted = estimator.predict(pdf, feature_cols=["a", "b"])
     path = estimator.save(str(tmp_path / "model"))
     loaded = Estimator.from_torch(model=TwoInputs(), loss=torch.nn.CrossEntropyLoss()).load(path)

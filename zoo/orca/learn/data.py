@@ -26,13 +26,15 @@ def _active_spark(what: str):
     return spark
 
 
-def _is_spark_frame(data) -> bool:
+def is_spark_frame(data) -> bool:
+    """Whether `data` is a Spark DataFrame."""
     from pyspark.sql import DataFrame
 
     return isinstance(data, DataFrame)
 
 
-def _is_pandas_frame(data) -> bool:
+def is_pandas_frame(data) -> bool:
+    """Whether `data` is a pandas DataFrame."""
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas comes with pyspark's Arrow support
@@ -109,9 +111,9 @@ def to_source(data, feature_cols=None, label_cols=None, *, role: str = "data",
     `label_cols` (one column); a dict's "x" is an array or a list of arrays (one per input),
     whose per-sample shapes are kept.
     """
-    if _is_spark_frame(data):
+    if is_spark_frame(data):
         return _from_frame(data, feature_cols, label_cols, role, needs_label)
-    if _is_pandas_frame(data):
+    if is_pandas_frame(data):
         spark = _active_spark("A pandas DataFrame")
         return _from_frame(spark.createDataFrame(data), feature_cols, label_cols, role, needs_label)
     if isinstance(data, dict):

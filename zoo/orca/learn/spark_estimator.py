@@ -13,7 +13,7 @@ from zoo.engine import checkpoint as ckpt
 from zoo.engine.adapters import adapter_for
 from zoo.engine.triggers import EveryEpoch, check_trigger
 from zoo.errors import ZooValueError, check_positive_int
-from zoo.orca.learn.data import to_source
+from zoo.orca.learn.data import is_pandas_frame, is_spark_frame, to_source
 from zoo.tfpark import training
 
 #: Backends whose `batch_size` is the global batch (Orca's Spark/BigDL backends).
@@ -33,6 +33,14 @@ def check_backend(backend: str) -> str:
         raise ZooValueError(f"Expected `backend` in {BACKENDS} (all train on Zoo's Spark engine). "
                             f"Received: backend={backend!r}.")
     return backend
+
+
+def _label_cols(label_cols, labels_cols):
+    """`label_cols`, or Orca 0.9's `labels_cols` (not both)."""
+    if label_cols is not None and labels_cols is not None:
+        raise ZooValueError(f"Give `label_cols` or Orca 0.9's `labels_cols`, not both. Received: label_cols="
+                            f"{label_cols!r}, labels_cols={labels_cols!r}.")
+    return label_cols if label_cols is not None else labels_cols
 
 
 class SparkEstimator:
@@ -71,9 +79,7 @@ class SparkEstimator:
         return training.to_validation_methods(self.metrics if metrics is None else metrics, self.loss)
 
     def _source(self, data, feature_cols, label_cols, role, needs_label=True, batch_size=32):
-        from zoo.orca.learn.data import _is_pandas_frame, _is_spark_frame
-
-        if callable(data) and not (_is_spark_frame(data) or _is_pandas_frame(data)):
+        if callable(data) and not (is_spark_frame(data) or is_pandas_frame(data)):
             data = data(self.config, batch_size)  # Orca's data creator (config, batch_size) -> DataLoader
         source = to_source(data, feature_cols, label_cols, role=role, needs_label=needs_label)
         return dataclasses.replace(source, label_step=self._label_step(source)) if needs_label else source
@@ -100,7 +106,8 @@ class SparkEstimator:
 
     # ---- public API ------------------------------------------------------------------------------
     def fit(self, data, epochs: int = 1, batch_size: int = 32, feature_cols=None, label_cols=None,
-            validation_data=None, checkpoint_trigger=None, validation_metrics=None, validation_methods=None):
+            validation_data=None, checkpoint_trigger=None, validation_metrics=None, validation_methods=None,
+            labels_cols=None):
         """Train for `epochs` epochs, continuing from the model's current weights; returns self.
 
         Args:
@@ -115,11 +122,13 @@ class SparkEstimator:
                 model_dir is set); a trigger from `zoo.orca.learn.trigger`.
             validation_metrics: metrics for validation_data instead of the Estimator's
                 (`validation_methods` is Orca 0.9's name for it).
+            labels_cols: Orca 0.9's name for `label_cols`.
         """
         from zoo.nnframes import NNEstimator
 
         check_positive_int("epochs", epochs)
         check_positive_int("batch_size", batch_size)
+        label_cols = _label_cols(label_cols, labels_cols)
         trigger = self._checkpoint_trigger(checkpoint_trigger)
         source = self._source(data, feature_cols, label_cols, "data", batch_size=batch_size)
         estimator = NNEstimator(model=self.model, criterion=self.loss, feature_preprocessing=source.feature_steps,
@@ -144,10 +153,12 @@ class SparkEstimator:
         return self
 
     def evaluate(self, data, batch_size: int = 32, feature_cols=None, label_cols=None,
-                 validation_metrics=None) -> dict[str, float]:
+                 validation_metrics=None, labels_cols=None) -> dict[str, float]:
         """The loss and the metrics (`validation_metrics`, default the Estimator's) over all of
-        `data`, exact: merged across tasks from sufficient statistics."""
+        `data`, exact: merged across tasks from sufficient statistics (`labels_cols`: Orca
+        0.9's name for `label_cols`)."""
         check_positive_int("batch_size", batch_size)
+        label_cols = _label_cols(label_cols, labels_cols)
         source = self._source(data, feature_cols, label_cols, "data", batch_size=batch_size)
         results = training.evaluate_source(self.model, self.loss, source, self._methods(validation_metrics),
                                            batch_size)
@@ -160,11 +171,9 @@ class SparkEstimator:
         check_positive_int("batch_size", batch_size)
         source = self._source(data, feature_cols, None, "data", needs_label=False, batch_size=batch_size)
         result = training.nn_model(self.model, source, batch_size, PREDICTION_COL).transform(source.df)
-        from zoo.orca.learn.data import _is_pandas_frame, _is_spark_frame
-
-        if _is_spark_frame(data):
+        if is_spark_frame(data):
             return result
-        if _is_pandas_frame(data):
+        if is_pandas_frame(data):
             return result.toPandas()
         flat = np.stack(result.select(PREDICTION_COL).toPandas()[PREDICTION_COL].to_numpy())
         return flat.reshape((len(flat),) + training.output_shape(self.model, source))
