@@ -71,3 +71,22 @@ def test_options_zoo_does_not_run_are_refused():
         estimator.fit({"x": np.zeros((4, 4)), "y": np.zeros(4)}, callbacks=[keras.callbacks.History()])
     with pytest.raises(ZooValueError, match="exactly one of `model_creator`"):
         Estimator.from_keras(model_creator=model_creator, model=model_creator({"lr": 0.01}))
+
+
+@pytest.mark.slow
+def test_data_creators_returning_batched_tf_data_as_orca_tf2_scripts_write_them(spark):
+    import tensorflow as tf
+
+    x, y = separable(seed=2)
+
+    def train_data_creator(config, batch_size):
+        return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=config["seed"]).batch(batch_size)
+
+    estimator = Estimator.from_keras(model_creator=model_creator, config={"lr": 0.02, "seed": 1})
+    history = estimator.fit(train_data_creator, epochs=3, batch_size=16)
+    got = estimator.evaluate({"x": x, "y": y}, batch_size=32)
+    want = estimator.get_model().evaluate(x, y, verbose=0, return_dict=True)
+
+    assert history["loss"][-1] < history["loss"][0]
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-4)
+    assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)

@@ -248,8 +248,8 @@ class TFDataset:
         so it must be serializable by TensorFlow: no `from_generator`, `py_function` or other
         Python state.
         """
-        validation = _frame_from_tf_data(validation_dataset) if validation_dataset is not None else None
-        return _reading_options(cls(_frame_from_tf_data(dataset), batch_size, batch_per_thread, validation),
+        validation = frame_from_tf_data(validation_dataset) if validation_dataset is not None else None
+        return _reading_options(cls(frame_from_tf_data(dataset), batch_size, batch_per_thread, validation),
                                 shuffle, sequential_order, memory_type)
 
     # ---- what the trainers use ---------------------------------------------------------------
@@ -309,7 +309,7 @@ def _frame_from_records(rdd, feature_shapes: list[tuple], label_shape: tuple | N
                        _to_step(label_shape) if has_label else None)
 
 
-def _frame_from_tf_data(dataset) -> FrameSource:
+def frame_from_tf_data(dataset) -> FrameSource:
     """Serialize a tf.data pipeline; a DataFrame whose partitions each run one shard of it."""
     import tensorflow as tf
     from pyspark.sql import SparkSession

@@ -73,6 +73,28 @@ def _from_dict(data: dict, role: str, needs_label: bool) -> FrameSource:
     return frame_from_arrays(features, np.asarray(labels) if labels is not None and needs_label else None)
 
 
+def _is_tf_dataset(data) -> bool:
+    if not type(data).__module__.startswith("tensorflow"):
+        return False  # TensorFlow is imported only for its own objects
+    import tensorflow as tf
+
+    return isinstance(data, tf.data.Dataset)
+
+
+def _from_tf_dataset(dataset, needs_label: bool) -> FrameSource:
+    """A tf.data.Dataset (batched, as Orca's data creators return it, or not) sharded across tasks."""
+    from zoo.tfpark.tf_dataset import frame_from_tf_data
+
+    if "Batch" in type(dataset).__name__:
+        dataset = dataset.unbatch()
+    source = frame_from_tf_data(dataset)
+    if needs_label and source.label_col is None:
+        raise ZooValueError("Training and evaluation need labels: make the tf.data.Dataset yield (features, label).")
+    if not needs_label and source.label_col is not None:
+        source = FrameSource(source.df, source.feature_cols, None, source.feature_steps)
+    return source
+
+
 def _is_data_loader(data) -> bool:
     try:
         from torch.utils.data import DataLoader
@@ -103,9 +125,10 @@ def collect_loader(loader) -> dict:
 
 def to_source(data, feature_cols=None, label_cols=None, *, role: str = "data",
               needs_label: bool = True) -> FrameSource:
-    """A FrameSource from a Spark DataFrame, a pandas DataFrame, a dict {"x": ..., "y": ...} or a
-    torch DataLoader (see `collect_loader`); a callable is a creator ``(config, batch_size) ->
-    DataLoader``, called by the Estimator.
+    """A FrameSource from a Spark DataFrame, a pandas DataFrame, a dict {"x": ..., "y": ...}, a
+    torch DataLoader (see `collect_loader`) or a finite tf.data.Dataset (batched or not; each task
+    runs a shard of it); a callable is a creator ``(config, batch_size) -> DataLoader or
+    tf.data.Dataset``, called by the Estimator.
 
     A DataFrame's model inputs are `feature_cols` (one column per input) and its label
     `label_cols` (one column); a dict's "x" is an array or a list of arrays (one per input),
@@ -120,6 +143,8 @@ def to_source(data, feature_cols=None, label_cols=None, *, role: str = "data",
         return _from_dict(data, role, needs_label)
     if _is_data_loader(data):
         return _from_dict(collect_loader(data), role, needs_label)
+    if _is_tf_dataset(data):
+        return _from_tf_dataset(data, needs_label)
     raise ZooTypeError(f"Expected `{role}` to be a Spark DataFrame, a pandas DataFrame or a dict "
-                       f"{{'x': ndarray, 'y': ndarray}} (a torch DataLoader too). Received: {type(data).__name__}. "
+                       f"{{'x': ndarray, 'y': ndarray}} (a torch DataLoader or a tf.data.Dataset too). Received: {type(data).__name__}. "
                        f"For an XShards, collect it into one of these.")
