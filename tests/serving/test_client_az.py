@@ -9,7 +9,7 @@ import pytest
 
 from zoo.serving import InputQueue, OutputQueue
 from zoo.serving.config import save_config
-from zoo.serving.errors import InputError, ResultTimeoutError
+from zoo.serving.errors import InputError, PredictionError, ResultTimeoutError
 
 from .conftest import make_config, torch
 
@@ -69,6 +69,10 @@ def test_host_port_form_answers_a_pending_request_with_brackets_and_query_and_de
     np.testing.assert_allclose(outputs.query("t", timeout=10), [2.0, 4.0])
     np.testing.assert_allclose(outputs.query_and_delete("t"), [2.0, 4.0])
     assert outputs.query("t") == "[]"
+    inputs.enqueue("bad", t="a string, which this model does not take")
+    with pytest.raises(PredictionError, match="Request 'bad' failed"):
+        outputs.query_and_delete("bad", timeout=10)
+    assert outputs.query("bad") == "[]"  # the failed result is gone too
 
 
 def test_default_queue_predicts_synchronously_from_az_json(deployment):

@@ -282,8 +282,13 @@ class OutputQueue(_Queue):
     """
 
     def query_and_delete(self, uri: str, timeout: float = 0) -> Any:
-        """`query`, then remove the result from Redis (Analytics Zoo's call)."""
-        value = self.query(uri, timeout)
+        """`query`, then remove the result from Redis (Analytics Zoo's call); a failed request's
+        result is removed too before its `PredictionError` is raised."""
+        try:
+            value = self.query(uri, timeout)
+        except PredictionError:
+            self._call(lambda: self._redis.delete(D.result_key(self.name, uri)))
+            raise
         if value is not self.pending:
             self._call(lambda: self._redis.delete(D.result_key(self.name, uri)))
         return value

@@ -54,14 +54,13 @@ class SparkEstimator:
         history: the engine's history of every fit so far (per-step losses, validation results).
     """
 
-    def __init__(self, model, loss, optimizer, metrics, model_dir, backend, learning_rate=None, config=None):
+    def __init__(self, model, loss, optimizer, metrics, model_dir, backend, config=None):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
         self.metrics = list(metrics) if isinstance(metrics, (list, tuple)) else ([metrics] if metrics else [])
         self.model_dir = model_dir
         self.backend = check_backend(backend)
-        self.learning_rate = learning_rate
         self.config = dict(config or {})
         self.history: list[dict] = []
 
@@ -135,8 +134,6 @@ class SparkEstimator:
                                 label_preprocessing=source.label_step, featuresCol=source.feature_cols,
                                 labelCol=source.label_col, batchSize=self._global_batch(batch_size, source.df.sparkSession),
                                 maxEpoch=epochs, optimMethod=self.optimizer)
-        if self.learning_rate is not None:
-            estimator.setLearningRate(self.learning_rate)
         if validation_data is not None:
             validation = self._source(validation_data, feature_cols, label_cols, "validation_data",
                                       batch_size=batch_size)

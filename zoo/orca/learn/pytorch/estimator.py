@@ -61,7 +61,7 @@ class Estimator:
         Args:
             model: the torch.nn.Module, or a creator ``config -> Module`` (called with `config`).
             optimizer: a torch.optim.Optimizer instance or class, or a creator
-                ``(model, config) -> Optimizer``; default SGD (lr 0.01).
+                ``(model, config) -> Optimizer``; default SGD with Zoo's default learning rate (1e-3).
             loss: a torch loss module (or a creator ``config -> loss``). Class-index losses
                 (CrossEntropyLoss, NLLLoss) read 0-based integer labels.
             metrics: metric instances, classes or names from `zoo.orca.learn.metrics` ("accuracy",
