@@ -76,6 +76,7 @@ def test_build_compiles_tests_and_packages_the_jar(build):
         ("ConcurrencyTest", 3),  # many threads on one handle, waiting, close during predictions
         ("OpenVinoLibraryTest", 4),  # property, env var and Python discovery; not-found message
         ("JTensorTest", 4),
+        ("AbstractInferenceModelTest", 4),  # AZ's subclassing API: loadOpenVINO(xml, bin[, batch]), predict of samples, release
     ],
 )
 def test_junit_class_passed(build, junit_class, minimum):

@@ -26,16 +26,17 @@ def classifier(seed=0):
 def test_fit_on_numpy_converges_and_evaluate_predict_match_plain_keras(spark):
     x, y = separable()
     model = classifier()
-    history = KerasModel(model).fit(x[:320], y[:320], batch_size=32, epochs=6, validation_data=(x[320:], y[320:]))
+    history = KerasModel(model).fit(x[:320], y[:320], batch_size=32, epochs=6, validation_data=(x[320:], y[320:]),
+                                    distributed=True)
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     assert history["val_accuracy"][-1] > 0.9
     # Distributed evaluation and prediction agree with plain Keras on the trained weights.
-    got = KerasModel(model).evaluate(x[320:], y[320:], batch_per_thread=16)
+    got = KerasModel(model).evaluate(x[320:], y[320:], batch_per_thread=16, distributed=True)
     want = model.evaluate(x[320:], y[320:], verbose=0, return_dict=True)
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-4)
     assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-6)
     assert got["accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
-    predicted = KerasModel(model).predict(x[320:], batch_per_thread=16)
+    predicted = KerasModel(model).predict(x[320:], batch_per_thread=16, distributed=True)
     np.testing.assert_allclose(predicted, model.predict(x[320:], verbose=0), rtol=1e-4, atol=1e-5)
 
 
@@ -63,16 +64,17 @@ def test_columns_that_do_not_match_the_model_inputs_fail_before_training_with_bo
         KerasModel(model).fit(df, batch_size=4, feature_cols=["a"], labels_cols="y")
 
 
-def test_distributed_false_is_plain_keras():
+def test_numpy_runs_plain_keras_by_default_as_az_documents():
     x, y = separable(64)
     model = classifier()
-    history = KerasModel(model).fit(x, y, batch_size=16, epochs=2, distributed=False)
+    history = KerasModel(model).fit(x, y, batch_size=16, epochs=2)
     assert len(history["loss"]) == 2
-    np.testing.assert_allclose(KerasModel(model).predict(x, distributed=False), model.predict(x, verbose=0))
+    np.testing.assert_allclose(KerasModel(model).predict(x), model.predict(x, verbose=0))
+    assert KerasModel(model).evaluate(x, y) == model.evaluate(x, y, verbose=0, return_dict=True)
 
 
 def test_an_uncompiled_model_is_reported(spark):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     with pytest.raises(ZooValueError, match="not compiled"):
-        KerasModel(model).fit(np.zeros((8, 4)), np.zeros(8), batch_size=4)
+        KerasModel(model).fit(np.zeros((8, 4)), np.zeros(8), batch_size=4, distributed=True)

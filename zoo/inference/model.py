@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.errors import ZooValueError
 from zoo.inference import detect
 from zoo.inference.backends import keras as keras_backend
 from zoo.inference.backends import onnxruntime as ort_backend
@@ -34,6 +35,15 @@ from zoo.inference.signature import TensorSpec, as_array_list, format_signature,
 
 logger = logging.getLogger(__name__)
 
+
+def _one_of(name: str, value: Any, alias: str, alias_value: Any, required: bool = True) -> Any:
+    """The value of an argument that has an Analytics Zoo alias (or a Zoo one): exactly one given."""
+    if value is not None and alias_value is not None:
+        raise ZooValueError(f"Give `{name}` or `{alias}`, not both. Received: {name}={value!r}, {alias}={alias_value!r}.")
+    if value is None and alias_value is None and required:
+        raise ZooValueError(f"Expected `{name}` (or `{alias}`): the model to load. Received neither.")
+    return value if value is not None else alias_value
+
 #: Backends a torch model can run on.
 TORCH_BACKENDS = ("torch", "openvino", "onnxruntime")
 
@@ -55,10 +65,16 @@ class InferenceModel:
     Args:
         concurrent_num: how many ``predict`` calls may run at once (default
             ``DEFAULT_CONCURRENT_NUM`` = 1).
+        supported_concurrent_num: Analytics Zoo's name for `concurrent_num` (give one of them).
     """
 
-    def __init__(self, concurrent_num: int = DEFAULT_CONCURRENT_NUM):
-        self.concurrent_num = check_concurrent_num(concurrent_num)
+    def __init__(self, concurrent_num: int | None = None, *, supported_concurrent_num: int | None = None):
+        if concurrent_num is not None and supported_concurrent_num is not None:
+            raise ZooValueError(f"Give `concurrent_num` or Analytics Zoo's `supported_concurrent_num`, not both. "
+                                f"Received: concurrent_num={concurrent_num!r}, "
+                                f"supported_concurrent_num={supported_concurrent_num!r}.")
+        given = concurrent_num if concurrent_num is not None else supported_concurrent_num
+        self.concurrent_num = check_concurrent_num(DEFAULT_CONCURRENT_NUM if given is None else given)
         self._backend: Backend | None = None
         self._pool: RequestPool | None = None
         self._swap = threading.Lock()
@@ -100,10 +116,11 @@ class InferenceModel:
     # ----------------------------------------------------------------------------- loaders
     def load_torch(
         self,
-        model: Any,
+        model: Any = None,
         example_input: Any = None,
         backend: str = "torch",
         *,
+        model_path: Any = None,
         verify: bool = True,
         **backend_options: Any,
     ) -> "InferenceModel":
@@ -111,6 +128,7 @@ class InferenceModel:
 
         Args:
             model: an ``nn.Module``, ``ScriptModule``, ``ExportedProgram``, or a path to one.
+            model_path: Analytics Zoo's name for a path given as `model` (give one of them).
             example_input: ndarray or list of ndarrays (batch first). Optional for ``backend="torch"``
                 (it then sets the input signature that ``predict`` checks); required otherwise.
             backend: ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
@@ -123,6 +141,7 @@ class InferenceModel:
         """
         if backend not in TORCH_BACKENDS:
             raise ValueError(f"Expected `backend` to be one of {list(TORCH_BACKENDS)}. Received: backend={backend!r}.")
+        model = _one_of("model", model, "model_path", model_path)
         if isinstance(model, (str, os.PathLike)):
             source = os.fspath(model)
             model = torch_backend.load_program(detect.local_model(source))
@@ -173,17 +192,29 @@ class InferenceModel:
             return self._install(ort_backend.load(bytes(path), config, self.concurrent_num))
         return self._install(ort_backend.load(detect.local_model(path), config, self.concurrent_num))
 
-    def load_openvino(self, xml: Any, bin: Any = None, **ov_options: Any) -> "InferenceModel":
+    def load_openvino(self, model_path: Any = None, weight_path: Any = None, batch_size: int = 0, *,
+                      xml: Any = None, bin: Any = None, **ov_options: Any) -> "InferenceModel":
         """Load an OpenVINO IR (``model.xml`` and its weights ``model.bin``) and compile it.
 
         Args:
-            xml: path or URL of the ``.xml`` file.
-            bin: path or URL of the weights; by default the ``.bin`` beside ``xml``.
+            model_path: path or URL of the ``.xml`` file (Analytics Zoo's name; `xml` also works).
+            weight_path: path or URL of the weights; by default the ``.bin`` beside the ``.xml``
+                (Analytics Zoo's name; `bin` also works).
+            batch_size: 0 (default) keeps the model's input shapes (Zoo's exports have a dynamic
+                batch); a positive value fixes the batch dimension of every input to it, as
+                Analytics Zoo did, and ``predict`` then takes batches of exactly that size.
             **ov_options: fields of :class:`OpenVINOConfig` (``hint``, ``streams``, ``threads``,
                 ``precision``, ``device``).
         """
+        xml = _one_of("model_path", model_path, "xml", xml)
+        bin = _one_of("weight_path", weight_path, "bin", bin, required=False)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+            raise ZooValueError(f"Expected `batch_size` to be 0 (keep the model's batch) or a positive int. "
+                                f"Received: batch_size={batch_size!r}.")
         config = make_config(OpenVINOConfig, ov_options, "openvino")
         model = ov_backend.read(detect.local_model(xml), None if bin is None else detect.local_model(bin))
+        if batch_size:
+            model = ov_backend.set_batch(model, batch_size)
         return self._install(ov_backend.compile(model, config, self.concurrent_num, os.fspath(xml)))
 
     def load_keras(self, model: Any) -> "InferenceModel":

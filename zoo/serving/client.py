@@ -8,6 +8,11 @@
 
     inputs.predict(np.zeros((3, 32, 32), np.float32), timeout=5)      # synchronous
 
+Analytics Zoo's forms work too (see `zoo.serving.endpoint`): ``InputQueue()`` and
+``OutputQueue()`` serve the first model of ./config.yaml (or Redis on localhost:6379),
+``InputQueue(host=, port=)``, ``InputQueue(frontend_url=...)`` predicts over the HTTP frontend,
+``enqueue_tensor`` and ``query_and_delete``; such queues answer a pending query with AZ's "[]".
+
 Every call rides out a Redis restart: while Redis refuses connections (or loads its data) it
 retries with backoff, for ``retry_s`` seconds (`enqueue`, `query`, `dequeue`) or within the
 call's ``timeout`` (`predict`), then raises `RedisUnavailableError`. A request sent while the
@@ -16,12 +21,18 @@ connection broke may be queued twice; results are read without being lost to a b
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
+import numpy as np
+
 from zoo.serving import codec
 from zoo.serving import defaults as D
+from zoo.serving import endpoint
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, call_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, ResultTimeoutError
 
@@ -57,12 +68,15 @@ def decode_result(uri: str, payload: bytes) -> Any:
     return result[D.RESULT_OK]
 
 
+_UNSET = object()
+
+
 class _Queue:
     """Shared connection handling of `InputQueue` and `OutputQueue`."""
 
     def __init__(
         self,
-        redis_url: str = f"redis://{D.DEFAULT_HOST}:{D.DEFAULT_REDIS_PORT}/0",
+        redis_url: str | None = None,
         name: str = "",
         *,
         password: str | None = None,
@@ -70,15 +84,29 @@ class _Queue:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         retry_s: float = D.DEFAULT_REDIS_RETRY_S,
+        host: str | None = None,
+        port: int | str | None = None,
+        ssl: bool = False,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_ca_certs: str | None = None,
+        pending: Any = _UNSET,
+        needs_name: bool = True,
     ):
-        if not name:
-            raise InputError("Expected the model `name` the queue belongs to (as in config.yaml). Received an empty name.")
+        where = endpoint.resolve(redis_url, name, host=host, port=port, ssl=ssl, ssl_certfile=ssl_certfile,
+                                 ssl_keyfile=ssl_keyfile, ssl_ca_certs=ssl_ca_certs,
+                                 options={"password": password, "tls_ca_cert": tls_ca_cert, "tls_cert": tls_cert,
+                                          "tls_key": tls_key})
+        if needs_name and not where.name:
+            raise InputError("Expected the model `name` the queue belongs to (as in config.yaml). Received an empty "
+                             "name, and there is no ./config.yaml to take it from: pass name='my-model'.")
         if not isinstance(retry_s, (int, float)) or retry_s < 0:
             raise InputError(f"Expected `retry_s` as seconds >= 0. Received retry_s={retry_s!r}.")
-        self.name = name
-        self.redis_url = redis_url
+        self.name = where.name
+        self.redis_url = where.redis_url
         self.retry_s = retry_s
-        self._redis = connect(redis_url, password=password, tls_ca_cert=tls_ca_cert, tls_cert=tls_cert, tls_key=tls_key)
+        self.pending = where.pending if pending is _UNSET else pending
+        self._redis = connect(where.redis_url, **where.options)
 
     def _call(self, call, deadline: float | None = None):
         """``call()``, retried while Redis is unavailable until ``deadline`` (default: ``retry_s`` from now)."""
@@ -108,13 +136,32 @@ class InputQueue(_Queue):
         tls_key: key of ``tls_cert``.
         retry_s: seconds a call keeps retrying while Redis is unreachable (restarting, loading).
         max_queue_length: limit used while no deployment has published its own.
+        host, port, ssl, ssl_certfile, ssl_keyfile, ssl_ca_certs: Analytics Zoo's way to name the
+            Redis server, instead of `redis_url` (see `zoo.serving.endpoint`).
+        frontend_url: the HTTP frontend's base URL; `predict` then goes over HTTP (AZ's form).
+        token: the frontend's bearer token (``http.token``), with `frontend_url`.
+        sync: AZ's flag; `predict` is always synchronous and `enqueue` never is.
+        pending: what `predict` answers at its timeout instead of raising (AZ's form: "[]").
     """
 
-    def __init__(self, redis_url: str = f"redis://{D.DEFAULT_HOST}:{D.DEFAULT_REDIS_PORT}/0", name: str = "",
-                 *, max_queue_length: int = D.DEFAULT_MAX_QUEUE_LENGTH, **connection: Any):
-        super().__init__(redis_url, name, **connection)
+    def __init__(self, redis_url: str | None = None, name: str = "", *, sync: bool = True,
+                 frontend_url: str | None = None, token: str | None = None,
+                 max_queue_length: int = D.DEFAULT_MAX_QUEUE_LENGTH, **connection: Any):
+        super().__init__(redis_url, name, needs_name=frontend_url is None, **connection)
         self.max_queue_length = max_queue_length
+        self.frontend_url = frontend_url.rstrip("/") if frontend_url else None
+        self.token = token
         self._enqueue = self._redis.register_script(ENQUEUE_SCRIPT)
+
+    def enqueue_tensor(self, uri: str, data: Any) -> str:
+        """Queue one request whose input is an ndarray, or a list of ndarrays (inputs ``t0``,
+        ``t1``, ... in the model's input order); Analytics Zoo's call. Returns ``uri``."""
+        if isinstance(data, np.ndarray):
+            return self.enqueue(uri, **{D.DEFAULT_INPUT_NAME: data})
+        if isinstance(data, (list, tuple)) and data and all(isinstance(d, np.ndarray) for d in data):
+            return self.enqueue(uri, **{f"t{i}": d for i, d in enumerate(data)})
+        raise InputError(f"Expected an ndarray or a list of ndarrays. Received {type(data).__name__}; for other "
+                         f"inputs use enqueue(uri, name=value).")
 
     def enqueue(self, uri: str, **inputs: Any) -> str:
         """Queue one request with id ``uri`` and named inputs; returns ``uri``.
@@ -138,8 +185,10 @@ class InputQueue(_Queue):
         """Send one request and wait for its result (synchronous).
 
         Args:
-            inputs: one value (sent as input ``"input"``) or a dict of named inputs.
-            timeout: seconds to wait; `ResultTimeoutError` after that.
+            inputs: one value (sent as input ``"input"``), a dict of named inputs, or AZ's JSON
+                string ``{"instances": [{name: nested lists, ...}]}`` (its first instance).
+            timeout: seconds to wait; `ResultTimeoutError` after that (or `pending`, for a
+                queue in AZ's form).
 
         Returns:
             The prediction: an array, a list/dict of arrays for multi-output models, or the top-N
@@ -147,6 +196,10 @@ class InputQueue(_Queue):
             `PredictionError` when the worker answered with an error, `RedisUnavailableError`
             when Redis stayed unreachable until the timeout.
         """
+        if isinstance(inputs, str) and instances_from_json(inputs) is not None:
+            inputs = instances_from_json(inputs)
+        if self.frontend_url is not None:
+            return self._predict_http(inputs, timeout)
         if not isinstance(inputs, dict):
             inputs = {D.DEFAULT_INPUT_NAME: inputs}
         deadline = time.monotonic() + timeout
@@ -157,6 +210,8 @@ class InputQueue(_Queue):
         while payload is None and waiting(deadline):
             payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:
+            if self.pending is not None:
+                return self.pending
             raise ResultTimeoutError(uri, timeout)
         try:  # only now that the value is in hand
             self._redis.delete(key)
@@ -166,6 +221,49 @@ class InputQueue(_Queue):
         if isinstance(value, PredictionError):
             raise value
         return value
+
+
+    def _predict_http(self, inputs: Any, timeout: float) -> Any:
+        """`predict` through the HTTP frontend at `frontend_url`."""
+        instance = {k: codec.to_json(v) for k, v in inputs.items()} if isinstance(inputs, dict) else codec.to_json(inputs)
+        route = f"/models/{self.name}/predict" if self.name else "/predict"
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.frontend_url + route, json.dumps({"instances": [instance]}).encode(),
+                                         headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+            if exc.code == 504 and self.pending is not None:
+                return self.pending
+            if exc.code == 504:
+                raise ResultTimeoutError(route, timeout) from None
+            if exc.code in (400, 404, 413):
+                raise InputError(f"The frontend refused the request ({exc.code}): {reason}") from None
+            raise PredictionError(route, f"HTTP {exc.code}: {reason}") from None
+        return np.asarray(body["predictions"][0])
+
+
+def instances_from_json(text: str) -> dict[str, Any] | None:
+    """The first instance of AZ's request JSON ``{"instances": [{name: nested lists}]}`` as
+    ``{name: ndarray}`` (a bare value becomes input ``"input"``); None when `text` is not such
+    a request (then it is a string input, as in AZ)."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or "instances" not in document:
+        return None
+    if not isinstance(document["instances"], list) or not document["instances"]:
+        raise InputError(f'Expected a JSON request {{"instances": [{{"name": [...]}}]}} with one instance. '
+                         f'Received {text[:200]!r}.')
+    instance = document["instances"][0]
+    if not isinstance(instance, dict):
+        instance = {D.DEFAULT_INPUT_NAME: instance}
+    return {name: np.asarray(value) if isinstance(value, list) else value for name, value in instance.items()}
 
 
 def read_result(client: Any, key: str, deadline: float) -> Any:
@@ -185,10 +283,27 @@ def waiting(deadline: float) -> bool:
 
 
 class OutputQueue(_Queue):
-    """Reads the results of model ``name``; same connection arguments as `InputQueue`."""
+    """Reads the results of model ``name``; same connection arguments as `InputQueue` (Redis only).
+
+    `pending` is what `query` answers for a request not answered yet: None, or "[]" for a queue
+    built in Analytics Zoo's form (``OutputQueue()``, ``OutputQueue(host=, port=)``).
+    """
+
+    def query_and_delete(self, uri: str, timeout: float = 0) -> Any:
+        """`query`, then remove the result from Redis (Analytics Zoo's call); a failed request's
+        result is removed too before its `PredictionError` is raised."""
+        try:
+            value = self.query(uri, timeout)
+        except PredictionError:
+            self._call(lambda: self._redis.delete(D.result_key(self.name, uri)))
+            raise
+        if value is not self.pending:
+            self._call(lambda: self._redis.delete(D.result_key(self.name, uri)))
+        return value
 
     def query(self, uri: str, timeout: float = 0) -> Any:
-        """The result of request ``uri``, or ``None`` while it is not answered yet.
+        """The result of request ``uri``, or `pending` (None; "[]" in AZ's form) while it is not
+        answered yet.
 
         The result stays readable until it expires (``queue.result_ttl_s``) or `dequeue` takes
         it. With ``timeout`` > 0, wait up to that many seconds for it. Raises `PredictionError`
@@ -201,7 +316,7 @@ class OutputQueue(_Queue):
         while payload is None and waiting(deadline):
             payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:
-            return None
+            return self.pending
         value = decode_result(uri, payload)
         if isinstance(value, PredictionError):
             raise value

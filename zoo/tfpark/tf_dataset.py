@@ -11,6 +11,7 @@ accepted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,30 @@ UNSET = -1
 #: Inference batch per task when neither batch_size nor batch_per_thread is given.
 DEFAULT_BATCH_PER_THREAD = 32
 FEATURE_PREFIX, LABEL_COLUMN = "feature_", "label"
+#: Analytics Zoo's memory_type values: "DRAM" keeps training samples in memory; "DISK_AND_DRAM"
+#: (or "DISK_n") keeps them on local disk, memory-mapped, so the OS caches what fits.
+MEMORY_TYPES = ("DRAM", "DISK_AND_DRAM")
+
+
+def caching_sample_for(memory_type: str) -> bool:
+    """NNEstimator's cachingSample for AZ's `memory_type` (True: samples in memory)."""
+    value = str(memory_type).upper()
+    if value == "DRAM":
+        return True
+    if value == "DISK_AND_DRAM" or re.fullmatch(r"DISK_\d+", value):
+        return False
+    if value == "PMEM":
+        raise ZooValueError("memory_type='PMEM' (Optane persistent memory) is not supported. Use 'DRAM' (samples in "
+                            "memory) or 'DISK_AND_DRAM' (samples memory-mapped from local disk).")
+    raise ZooValueError(f"Expected `memory_type` in {MEMORY_TYPES} (or 'DISK_n'). Received: memory_type={memory_type!r}.")
+
+
+def _reading_options(dataset: "TFDataset", shuffle: bool, sequential_order: bool, memory_type: str) -> "TFDataset":
+    """Apply AZ's TFDataset keywords: `shuffle` and `sequential_order` (no shuffling: every epoch
+    reads each worker's samples in order) and `memory_type` (see `caching_sample_for`)."""
+    dataset.shuffle = bool(shuffle) and not sequential_order
+    dataset.caching_sample = caching_sample_for(memory_type)
+    return dataset
 
 
 def _to_step(shape: tuple) -> Preprocessing:
@@ -55,7 +80,7 @@ class FrameSource:
     label_step: Preprocessing | None = None
 
 
-def _frame_from_arrays(features: list[np.ndarray], labels: np.ndarray | None) -> FrameSource:
+def frame_from_arrays(features: list[np.ndarray], labels: np.ndarray | None) -> FrameSource:
     """A DataFrame (built through Arrow, no per-row Python) from per-input arrays and labels."""
     import pyarrow as pa
     from pyspark.sql import SparkSession
@@ -112,6 +137,11 @@ class TFDataset:
         batch_size, batch_per_thread: as given (-1 when not given).
         shuffle: reshuffle each worker's samples every training epoch (default True; set False
             for a reproducible order).
+        caching_sample: keep training samples in memory (True, AZ's memory_type="DRAM") or
+            memory-map them from local disk (False, "DISK_AND_DRAM").
+
+    Every constructor also takes AZ's keywords: `shuffle`, `sequential_order` (True: no
+    shuffling), `memory_type` and `hard_code_batch_size` (accepted; TF 2 batches are dynamic).
     """
 
     def __init__(self, source: FrameSource, batch_size: int = UNSET, batch_per_thread: int = UNSET,
@@ -131,22 +161,27 @@ class TFDataset:
         self.batch_size = batch_size
         self.batch_per_thread = batch_per_thread
         self.shuffle = True
+        self.caching_sample = True
 
     # ---- constructors ------------------------------------------------------------------------
     @classmethod
     def from_ndarrays(cls, tensors, batch_size: int = UNSET, batch_per_thread: int = UNSET,
-                      val_tensors=None) -> "TFDataset":
+                      hard_code_batch_size: bool = False, val_tensors=None, memory_type: str = "DRAM",
+                      sequential_order: bool = False, shuffle: bool = True) -> "TFDataset":
         """From numpy arrays: `x`, or `(x, y)` where x is an array or a tuple/list of arrays (one
         per model input); `val_tensors` likewise, for validation."""
         features, labels = _split_xy(tensors)
         validation = None
         if val_tensors is not None:
-            validation = _frame_from_arrays(*_split_xy(val_tensors))
-        return cls(_frame_from_arrays(features, labels), batch_size, batch_per_thread, validation)
+            validation = frame_from_arrays(*_split_xy(val_tensors))
+        return _reading_options(cls(frame_from_arrays(features, labels), batch_size, batch_per_thread, validation),
+                                shuffle, sequential_order, memory_type)
 
     @classmethod
     def from_dataframe(cls, df, feature_cols, labels_cols=None, batch_size: int = UNSET,
-                       batch_per_thread: int = UNSET, validation_df=None, feature_shapes=None) -> "TFDataset":
+                       batch_per_thread: int = UNSET, hard_code_batch_size: bool = False, validation_df=None,
+                       memory_type: str = "DRAM", sequential_order: bool = False, shuffle: bool = True,
+                       feature_shapes=None) -> "TFDataset":
         """From a DataFrame: one feature column per model input (numeric, array or ML Vector) and
         at most one label column. `feature_shapes` (one per feature column) reshapes flat arrays
         to what each model input takes; by default arrays stay flat."""
@@ -169,14 +204,25 @@ class TFDataset:
         def frame(data):
             return FrameSource(data, features, label, steps)
 
-        return cls(frame(df), batch_size, batch_per_thread, frame(validation_df) if validation_df is not None else None)
+        dataset = cls(frame(df), batch_size, batch_per_thread, frame(validation_df) if validation_df is not None else None)
+        return _reading_options(dataset, shuffle, sequential_order, memory_type)
 
     @classmethod
-    def from_rdd(cls, rdd, features, labels=None, batch_size: int = UNSET, batch_per_thread: int = UNSET,
-                 val_rdd=None) -> "TFDataset":
+    def from_rdd(cls, rdd, features=None, labels=None, batch_size: int = UNSET, batch_per_thread: int = UNSET,
+                 hard_code_batch_size: bool = False, val_rdd=None, memory_type: str = "DRAM",
+                 sequential_order: bool = False, shuffle: bool = True, names=None, shapes=None,
+                 types=None) -> "TFDataset":
         """From an RDD of `(features, label)` records (or features alone when `labels` is None),
         where features is an array or a tuple of arrays; `features` and `labels` describe each
-        part as `(dtype, shape)`, as in Analytics Zoo."""
+        part as `(dtype, shape)`, as in Analytics Zoo.
+
+        AZ's older `names` / `shapes` / `types` (tensors fed to TF 1 placeholders) are refused
+        with the `features=` / `labels=` call that replaces them.
+        """
+        if names is not None or shapes is not None or types is not None:
+            raise ZooValueError(_placeholder_form_message(shapes, types))
+        if features is None:
+            raise ZooValueError("Expected `features` as (dtype, shape), e.g. features=(tf.float32, [28, 28, 1]).")
         feature_specs = [features] if _is_spec(features) else list(features)
         label_spec = labels
         for spec in feature_specs + ([label_spec] if label_spec is not None else []):
@@ -188,19 +234,23 @@ class TFDataset:
             return _frame_from_records(data, [tuple(s[1]) for s in feature_specs],
                                        tuple(label_spec[1]) if label_spec is not None else None)
 
-        return cls(source(rdd), batch_size, batch_per_thread, source(val_rdd) if val_rdd is not None else None)
+        dataset = cls(source(rdd), batch_size, batch_per_thread, source(val_rdd) if val_rdd is not None else None)
+        return _reading_options(dataset, shuffle, sequential_order, memory_type)
 
     @classmethod
     def from_tf_data_dataset(cls, dataset, batch_size: int = UNSET, batch_per_thread: int = UNSET,
-                             validation_dataset=None) -> "TFDataset":
+                             hard_code_batch_size: bool = False, validation_dataset=None,
+                             sequential_order: bool = False, shuffle: bool = True,
+                             memory_type: str = "DRAM") -> "TFDataset":
         """From an unbatched, finite tf.data.Dataset of `(features, label)` or features elements.
 
         The pipeline is serialized on the driver and each executor task runs its `shard` of it,
         so it must be serializable by TensorFlow: no `from_generator`, `py_function` or other
         Python state.
         """
-        validation = _frame_from_tf_data(validation_dataset) if validation_dataset is not None else None
-        return cls(_frame_from_tf_data(dataset), batch_size, batch_per_thread, validation)
+        validation = frame_from_tf_data(validation_dataset) if validation_dataset is not None else None
+        return _reading_options(cls(frame_from_tf_data(dataset), batch_size, batch_per_thread, validation),
+                                shuffle, sequential_order, memory_type)
 
     # ---- what the trainers use ---------------------------------------------------------------
     def training_batch_size(self, given: int | None = None) -> int:
@@ -217,6 +267,16 @@ class TFDataset:
             if size is not None and size != UNSET:
                 return int(size)
         return DEFAULT_BATCH_PER_THREAD
+
+
+def _placeholder_form_message(shapes, types) -> str:
+    """The error for AZ's TF 1 form from_rdd(rdd, names=, shapes=, types=), naming the TF 2 call."""
+    example = "features=(tf.float32, [28, 28, 1]), labels=(tf.int32, [])"
+    if shapes is not None and types is not None and len(shapes) == len(types) and len(shapes) >= 2:
+        specs = [f"({getattr(t, 'name', t)}, {list(s)})" for t, s in zip(types, shapes)]
+        example = f"features=[{', '.join(specs[:-1])}], labels={specs[-1]}"
+    return ("TFDataset.from_rdd(names=, shapes=, types=) described TF 1 placeholders. On TF 2 each record is "
+            "(features, label); describe them as (dtype, shape): TFDataset.from_rdd(rdd, " + example + ", ...).")
 
 
 def _is_spec(value) -> bool:
@@ -249,7 +309,7 @@ def _frame_from_records(rdd, feature_shapes: list[tuple], label_shape: tuple | N
                        _to_step(label_shape) if has_label else None)
 
 
-def _frame_from_tf_data(dataset) -> FrameSource:
+def frame_from_tf_data(dataset) -> FrameSource:
     """Serialize a tf.data pipeline; a DataFrame whose partitions each run one shard of it."""
     import tensorflow as tf
     from pyspark.sql import SparkSession

@@ -3,10 +3,11 @@ on a TFDataset through nnframes and the engine."""
 
 from __future__ import annotations
 
-import cloudpickle
 import numpy as np
 
+from zoo.engine.adapters import adapter_for
 from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.evaluation import evaluate_frame
 from zoo.engine.metrics import AUC, MAE, Loss, Top1Accuracy, ValidationMethod
 from zoo.engine.triggers import EveryEpoch
 from zoo.errors import ZooValueError
@@ -16,7 +17,7 @@ from zoo.tfpark.tf_dataset import FrameSource, TFDataset
 KERAS_METRICS = {
     "loss": Loss, "accuracy": Top1Accuracy, "acc": Top1Accuracy, "sparse_categorical_accuracy": Top1Accuracy,
     "categorical_accuracy": Top1Accuracy, "binary_accuracy": Top1Accuracy, "mae": MAE,
-    "mean_absolute_error": MAE, "auc": AUC,
+    "mean_absolute_error": MAE, "auc": AUC, "top1accuracy": Top1Accuracy,
 }
 #: The names Keras reports the engine's metrics under (in History.history and evaluate).
 KERAS_NAMES = {"Loss": "loss", "Top1Accuracy": "accuracy", "MAE": "mae", "AUC": "auc"}
@@ -34,6 +35,9 @@ def to_validation_methods(metrics, loss) -> list[ValidationMethod]:
     for metric in metrics or []:
         if isinstance(metric, ValidationMethod):
             methods.append(metric)
+            continue
+        if isinstance(metric, type) and issubclass(metric, ValidationMethod):
+            methods.append(metric())
             continue
         name = metric if isinstance(metric, str) else getattr(metric, "name", type(metric).__name__)
         key = str(name).lower()
@@ -64,13 +68,14 @@ def compiled_parts(model):
 
 
 def _estimator(model, loss, optimizer, source: FrameSource, batch_size: int, end_trigger, validation,
-               metrics, checkpoint, show_progress, num_workers, shuffle):
+               metrics, checkpoint, show_progress, num_workers, shuffle, caching_sample=True):
     from zoo.nnframes import NNEstimator
 
     estimator = NNEstimator(model=model, criterion=loss, feature_preprocessing=source.feature_steps,
                             label_preprocessing=source.label_step, featuresCol=source.feature_cols,
                             labelCol=source.label_col, batchSize=batch_size, endWhen=end_trigger,
-                            optimMethod=optimizer, numWorkers=num_workers, shuffle=shuffle)
+                            optimMethod=optimizer, numWorkers=num_workers, shuffle=shuffle,
+                            cachingSample=caching_sample)
     estimator.setShowProgress(show_progress)
     if validation is not None:
         estimator.setValidation(EveryEpoch(), validation.df, to_validation_methods(metrics, loss))
@@ -91,7 +96,8 @@ def train(model, loss, optimizer, dataset: TFDataset, batch_size: int, end_trigg
         raise ZooValueError("Training needs labels: the TFDataset has features only. Build it with labels "
                             "(from_ndarrays((x, y)), from_dataframe(..., labels_cols=...)).")
     estimator = _estimator(model, loss, optimizer, source, batch_size, end_trigger, dataset.validation,
-                           metrics, checkpoint, show_progress, num_workers, dataset.shuffle)
+                           metrics, checkpoint, show_progress, num_workers, dataset.shuffle,
+                           dataset.caching_sample)
     fitted = estimator.fit(source.df)
     keras_adapter.load_state_bytes_into(model, keras_adapter.state_bytes_of(fitted.model))
     return fitted
@@ -128,7 +134,7 @@ def output_shape(model, source: FrameSource) -> tuple:
                           source.feature_cols)
     steps = source.feature_steps or [SeqToTensor()] * len(source.feature_cols)
     inputs, _ = SampleBuilder(steps, None)([arrays[c] for c in source.feature_cols])
-    return tuple(keras_adapter.dry_run(model, None, inputs, None).shape[1:])
+    return tuple(np.asarray(adapter_for(model).predict(model, inputs)).shape[1:])
 
 
 def predict_frame(model, source: FrameSource, batch_per_thread: int):
@@ -136,57 +142,26 @@ def predict_frame(model, source: FrameSource, batch_per_thread: int):
     return nn_model(model, source, batch_per_thread).transform(source.df)
 
 
-def _evaluate_task(payload_broadcast, columns: list[str], num_features: int, batch_size: int):
-    def task(batches):
-        import pyarrow as pa
-
-        from zoo.engine.adapters import keras as adapter
-        from zoo.engine.arrow_data import read_columns
-
-        model, criterion, build, methods = cloudpickle.loads(payload_broadcast.value)
-        loss = adapter.resolve_loss(criterion)
-        stats = [m.empty() for m in methods]
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            arrays = read_columns([batch], columns)
-            inputs, target = build([arrays[c] for c in columns[:num_features]], arrays[columns[num_features]])
-            for start in range(0, len(target), batch_size):
-                x = [a[start:start + batch_size] for a in inputs]
-                y = target[start:start + batch_size]
-                output = adapter.predict(model, x)
-                loss_sum = float(np.asarray(loss(y, output))) * len(y)
-                stats = [m.update(s, output, y, loss_sum) for m, s in zip(methods, stats)]
-        yield pa.RecordBatch.from_pydict({"stats": [cloudpickle.dumps(stats)]})
-
-    return task
-
-
-def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
-    """Loss and `metrics` of `model` over the whole dataset, computed where the data lives: each
-    task keeps sufficient statistics, the driver merges them (exact, not an average of averages)."""
-    from zoo.nnframes.preprocessing import SampleBuilder
-    from zoo.nnframes.nn_estimator import resolve_feature_preprocessing
+def evaluate_source(model, loss, source: FrameSource, methods: list[ValidationMethod],
+                    batch_size: int) -> dict[str, float]:
+    """`methods` of `model` over a FrameSource with labels, keyed by the engine's metric names,
+    computed where the data lives (see `zoo.engine.evaluation.evaluate_frame`)."""
     from zoo.nnframes.columns import column_kind, default_preprocessing, model_input_column
+    from zoo.nnframes.nn_estimator import resolve_feature_preprocessing
+    from zoo.nnframes.preprocessing import SampleBuilder
 
-    source = dataset.source
     if source.label_col is None:
-        raise ZooValueError("Evaluation needs labels: the TFDataset has features only.")
+        raise ZooValueError("Evaluation needs labels: the data has features only.")
     df = source.df
     columns = source.feature_cols + [source.label_col]
     kinds = [column_kind(df, c, "features") for c in columns]
     steps = resolve_feature_preprocessing(source.feature_steps, df, source.feature_cols, kinds[:-1])
     build = SampleBuilder(steps, source.label_step or default_preprocessing(kinds[-1]))
-    methods = to_validation_methods(metrics, loss)
-    sc = df.sparkSession.sparkContext
-    payload = sc.broadcast(cloudpickle.dumps((keras_adapter.portable(model), loss, build, methods)))
-    try:
-        frame = df.select(*[model_input_column(c, k) for c, k in zip(columns, kinds)])
-        rows = frame.mapInArrow(_evaluate_task(payload, columns, len(source.feature_cols), batch_per_thread),
-                                "stats binary").collect()
-    finally:
-        payload.unpersist()
-    merged = [m.empty() for m in methods]
-    for row in rows:
-        merged = [m.merge(a, b) for m, a, b in zip(methods, merged, cloudpickle.loads(bytes(row["stats"])))]
-    return {keras_name(m.name): m.result(s) for m, s in zip(methods, merged)}
+    frame = df.select(*[model_input_column(c, k) for c, k in zip(columns, kinds)])
+    return evaluate_frame(frame, source.feature_cols, source.label_col, model, loss, build, methods, batch_size)
+
+
+def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
+    """Loss and `metrics` of `model` over the whole dataset, keyed by Keras' metric names."""
+    results = evaluate_source(model, loss, dataset.source, to_validation_methods(metrics, loss), batch_per_thread)
+    return {keras_name(name): value for name, value in results.items()}

@@ -99,6 +99,24 @@ def read(xml: str, bin: str | None = None):
         ) from exc
 
 
+def set_batch(model: Any, batch_size: int):
+    """Fix the first (batch) dimension of every input of an ``ov.Model`` to ``batch_size``, as
+    Analytics Zoo's ``load_openvino(..., batch_size)`` did; returns the model."""
+    import openvino as ov
+
+    shapes = {}
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        if shape.rank.is_dynamic or shape.rank.get_length() == 0:
+            raise ModelLoadError(f"Cannot set batch_size={batch_size}: input {port.any_name!r} has no batch dimension "
+                                 f"(shape {shape}). Load it with batch_size=0 to keep the model's shapes.")
+        dims = list(shape)
+        dims[0] = ov.Dimension(batch_size)
+        shapes[port] = ov.PartialShape(dims)
+    model.reshape(shapes)
+    return model
+
+
 def compile(model: Any, config: OpenVINOConfig, concurrent_num: int, source: str) -> OpenVINOBackend:
     """Compile an ``ov.Model`` with ``config`` for ``concurrent_num`` parallel requests."""
     return OpenVINOBackend(model, source, config, concurrent_num)

@@ -116,6 +116,18 @@ public final class InferenceModel implements AutoCloseable {
      *     i32 or i64
      */
     public void load(String modelPath, Map<String, String> config) {
+        load(modelPath, null, config);
+    }
+
+    /**
+     * Reads and compiles an OpenVINO IR whose weights file lies anywhere, with the given properties.
+     *
+     * @param modelPath an OpenVINO IR {@code .xml} (or an ONNX file, with {@code weightPath} null)
+     * @param weightPath the IR's {@code .bin}; null: the {@code .bin} beside {@code modelPath}
+     * @param config OpenVINO CPU properties, as for {@link #load(String, Map)}
+     * @throws InferenceException if OpenVINO cannot read or compile the model
+     */
+    public void load(String modelPath, String weightPath, Map<String, String> config) {
         if (modelPath == null) {
             throw new IllegalArgumentException("Expected a model path (.onnx or .xml). Received: null.");
         }
@@ -129,7 +141,7 @@ public final class InferenceModel implements AutoCloseable {
             }
             OpenVinoLibrary.load();
             try {
-                compile(modelPath, config);
+                compile(modelPath, weightPath, config);
                 this.modelPath = modelPath;
                 loaded = true;
             } catch (RuntimeException e) {
@@ -143,14 +155,15 @@ public final class InferenceModel implements AutoCloseable {
         }
     }
 
-    private void compile(String path, Map<String, String> config) {
+    private void compile(String path, String weightPath, Map<String, String> config) {
         Memory scratch = new Memory(64);
         long out = Pointer.nativeValue(scratch);
         OpenVinoC.check(OpenVinoC.ov_core_create(out), "Could not create an OpenVINO core.");
         core = scratch.getLong(0);
-        int status = OpenVinoC.ov_core_read_model(core, path, null, out);
-        OpenVinoC.check(status, "Could not read the model '" + path + "'. Expected an ONNX file (.onnx) or an"
-                + " OpenVINO IR (.xml with its .bin beside it), e.g. one written by zoo.inference.export.");
+        int status = OpenVinoC.ov_core_read_model(core, path, weightPath, out);
+        OpenVinoC.check(status, "Could not read the model '" + path + "'" + (weightPath == null ? "" : " with weights '"
+                + weightPath + "'") + ". Expected an ONNX file (.onnx) or an OpenVINO IR (.xml with its .bin beside it,"
+                + " or given as the weight path), e.g. one written by zoo.inference.export.");
         long model = scratch.getLong(0);
         try {
             List<Object> keyValues = new ArrayList<>();
