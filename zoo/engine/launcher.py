@@ -20,7 +20,7 @@ import cloudpickle
 from zoo.engine.config import TrainingConfig
 from zoo.engine.progress import ProgressClient, ProgressServer
 from zoo.engine.storage_preflight import storage_preflight
-from zoo.errors import WorkerError, ZooRuntimeError, ZooValueError
+from zoo.errors import NonFiniteLossError, WorkerError, ZooRuntimeError, ZooValueError
 from zoo.storage import install_storage_options
 
 logger = logging.getLogger(__name__)
@@ -198,6 +198,7 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
 
     Raises:
         WorkerError: a worker failed; carries every failed worker's traceback.
+        NonFiniteLossError: (a WorkerError) the loss became NaN or infinite; names the iteration.
         StorageError, FileSystemMissingError: the checkpoint or TensorBoard URL is unusable (raised
             by `storage_preflight` before any Spark job starts).
     """
@@ -254,6 +255,8 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     finally:
         server.close()
         broadcast.unpersist()
+    if server.non_finite_loss is not None:
+        raise NonFiniteLossError(*server.non_finite_loss, failures=sorted(server.failures)) from outcome.get("error")
     if server.failures:
         raise WorkerError(sorted(server.failures)) from outcome.get("error")
     if "error" in outcome:
