@@ -76,7 +76,7 @@ def data_summary(df, label_col: str | None, label_kind: str | None, feature_kind
             aggregates += [F.min(label).alias("label_min"), F.max(label).alias("label_max"),
                            # Not label != floor(label): floor returns a long, which overflows (an error
                            # under ANSI mode) for NaN, Inf and huge values.
-                           F.sum(F.when(label % 1 != 0, 1).otherwise(0)).alias("fractional_labels")]
+                           F.sum(F.when(label.cast("double") % 1 != 0, 1).otherwise(0)).alias("fractional_labels")]
         if label_kind in (SCALAR, ARRAY, VECTOR):
             non_finite = _non_finite_rows(df, label_col, label_kind)
             if non_finite is not None:
