@@ -66,6 +66,36 @@ def _failed_party(rank: int | None) -> str:
     return "the Spark job, seen from the driver" if rank is None else f"worker {rank}"
 
 
+class NonFiniteLossError(WorkerError, FloatingPointError):
+    """The training loss became NaN or infinite, so the fit was stopped at that iteration.
+
+    Every worker sees the same (globally reduced) loss, so every worker stops at the same step;
+    the driver raises this with what the workers reported.
+
+    Attributes:
+        iteration: the 1-based iteration whose loss was not finite.
+        epoch: the 0-based epoch it belonged to.
+        loss: the loss value (nan, inf or -inf).
+        failures: ``(rank, traceback_text)`` per worker that reported it (empty on a worker).
+    """
+
+    def __init__(self, iteration: int, epoch: int, loss: float, failures: list[tuple[int, str]] = ()):
+        self.iteration, self.epoch, self.loss = int(iteration), int(epoch), float(loss)
+        self.failures = list(failures)
+        self.context = "training"
+        ranks = sorted(rank for rank, _ in self.failures)
+        Exception.__init__(
+            self,
+            f"The training loss became {self.loss} at iteration {self.iteration} (epoch {self.epoch + 1}); the fit "
+            f"was stopped there. Lower learningRate, clip gradients (setGradientClippingByL2Norm), scale the "
+            f"features, or check that the criterion fits the labels (e.g. log of 0 in a custom loss)."
+            + (f" Reported by worker(s) {ranks}." if ranks else "")
+        )
+
+    def __reduce__(self):
+        return (NonFiniteLossError, (self.iteration, self.epoch, self.loss, self.failures))
+
+
 def check_positive_int(name: str, value, *, allow_none: bool = False):
     """Return `value` when it is a positive int (or None, where `allow_none`); else raise.
 

@@ -2,6 +2,8 @@
 error before any Spark job starts, and the shared-storage check on one host."""
 
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from tests.conftest import frame_from_arrays
 from zoo import storage
 from zoo.devcluster.processes import free_port
 from zoo.engine import EveryEpoch, MaxEpoch
-from zoo.engine.storage_preflight import _visible_on_executors, check_shared_storage
+from zoo.engine.storage_preflight import _refuse_unless_shared, _visible_on_executors, check_shared_storage
 from zoo.nnframes import NNEstimator
 from zoo.warm_up import wait_for_warm_up
 
@@ -80,8 +82,38 @@ def test_the_visibility_job_reaches_every_task_slot_and_reads_the_marker(spark, 
     marker = tmp_path / ".zoo-shared-probe"
     slots = spark.sparkContext.defaultParallelism
     # No file at that path, as on an executor that does not share the driver's disk.
-    assert [seen for _, seen in _visible_on_executors(spark.sparkContext, str(marker), "token", slots)] == [False] * slots
+    assert [seen for _, seen, _ in _visible_on_executors(spark.sparkContext, str(marker), "token", slots)] == [False] * slots
     marker.write_text("token")
-    assert [seen for _, seen in _visible_on_executors(spark.sparkContext, str(marker), "token", slots)] == [True] * slots
+    answers = _visible_on_executors(spark.sparkContext, str(marker), "token", slots)
+    assert [(seen, error) for _, seen, error in answers] == [(True, "")] * slots
+    assert sorted(p.name for p in tmp_path.iterdir()) == [marker.name]  # the write probes are gone again
     # The same path with another host's content is not the driver's file either.
-    assert not any(seen for _, seen in _visible_on_executors(spark.sparkContext, str(marker), "other", slots))
+    assert not any(seen for _, seen, _ in _visible_on_executors(spark.sparkContext, str(marker), "other", slots))
+
+
+@pytest.fixture
+def immutable_folder(tmp_path):
+    """A folder holding a marker that nobody, root included, may add files to (chattr +i)."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / ".zoo-shared-probe").write_text("token")
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+        pytest.skip("needs chattr and a file system with the immutable attribute (ext4, xfs)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_the_visibility_job_reports_executors_that_see_the_path_but_cannot_write_there(spark, immutable_folder):
+    # As with an NFS export that maps the executors' user to nobody: the driver's marker is there,
+    # and the tasks (which write the checkpoints, from rank 0) cannot add a file beside it.
+    slots = spark.sparkContext.defaultParallelism
+    answers = _visible_on_executors(spark.sparkContext, str(immutable_folder / ".zoo-shared-probe"), "token", slots)
+    assert len(answers) == slots and all(seen for _, seen, _ in answers)
+    assert all(error.startswith("PermissionError") for _, _, error in answers), answers
+    with pytest.raises(storage.NotWritableError) as info:
+        _refuse_unless_shared(f"file://{immutable_folder}", str(immutable_folder), answers)
+    hosts = sorted({host for host, _, _ in answers})
+    assert f"from the executors on {hosts}: PermissionError" in str(info.value), str(info.value)
+    assert str(immutable_folder) in str(info.value) and "write access" in str(info.value)

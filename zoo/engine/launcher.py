@@ -20,7 +20,7 @@ import cloudpickle
 from zoo.engine.config import TrainingConfig
 from zoo.engine.progress import ProgressClient, ProgressServer
 from zoo.engine.storage_preflight import storage_preflight
-from zoo.errors import WorkerError, ZooRuntimeError, ZooValueError
+from zoo.errors import NonFiniteLossError, WorkerError, ZooRuntimeError, ZooValueError
 from zoo.storage import install_storage_options
 
 logger = logging.getLogger(__name__)
@@ -113,11 +113,15 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             split = arrays.pop(SPLIT_COLUMN).astype(bool) if len(arrays[columns[0]]) else None
             build = payload["build_samples"]
 
+            def rows(column, mask):
+                # Every row (no validation split): the array itself, not a copy of it.
+                return arrays[column] if mask.all() else arrays[column][mask]
+
             def local_data(mask) -> LocalData:
                 if mask is None or not mask.any():
                     return LocalData([np.zeros(0, np.float32)] * num_features, np.zeros(0, np.float32))
-                labels = arrays[columns[num_features]][mask] if len(columns) > num_features else None
-                inputs, target = build([arrays[c][mask] for c in columns[:num_features]], labels)
+                labels = rows(columns[num_features], mask) if len(columns) > num_features else None
+                inputs, target = build([rows(c, mask) for c in columns[:num_features]], labels)
                 if not config.caching_sample:
                     *inputs, target = spill_to_disk(list(inputs) + [target])
                 return LocalData(list(inputs), target)
@@ -148,8 +152,22 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
         finally:
             destroy_process_group()
             reporter.close()
+            # Python workers outlive the task: let go of the samples and the model now, and hand
+            # what Arrow's allocator kept of the batches back to the OS.
+            arrays = train = validation = loop = payload = model = criterion = build = None
+            release_memory()
 
     return task
+
+
+def release_memory() -> None:
+    """Free what a finished task left: reference cycles, and memory Arrow's pool holds unused."""
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
@@ -198,6 +216,7 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
 
     Raises:
         WorkerError: a worker failed; carries every failed worker's traceback.
+        NonFiniteLossError: (a WorkerError) the loss became NaN or infinite; names the iteration.
         StorageError, FileSystemMissingError: the checkpoint or TensorBoard URL is unusable (raised
             by `storage_preflight` before any Spark job starts).
     """
@@ -254,6 +273,8 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     finally:
         server.close()
         broadcast.unpersist()
+    if server.non_finite_loss is not None:
+        raise NonFiniteLossError(*server.non_finite_loss, failures=sorted(server.failures)) from outcome.get("error")
     if server.failures:
         raise WorkerError(sorted(server.failures)) from outcome.get("error")
     if "error" in outcome:

@@ -24,6 +24,7 @@ from zoo.engine.hierarchical import HierarchicalAggregator
 from zoo.engine.profile import StepProfile
 from zoo.engine.topology import GLOO, HIERARCHICAL, SHARED_MEMORY, Topology
 from zoo.engine.triggers import TrainingState
+from zoo.errors import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +296,9 @@ class WorkerLoop:
             for s in range(self.start_step, plan.steps_per_epoch):
                 index = order[offsets[s]:offsets[s + 1]]
                 self.loss = step(index, float(plan.local_sizes[s]) / float(plan.global_sizes[s]))
+                if not math.isfinite(self.loss):
+                    # The loss is the global one, the same on every worker: all of them stop here.
+                    raise NonFiniteLossError(self.iteration + 1, self.epoch, self.loss)
                 if first_step_done is None:
                     first_step_done = time.perf_counter()
                     self.profile.reset()  # the first step pays one-off warm-up

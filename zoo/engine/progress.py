@@ -48,6 +48,7 @@ class ProgressServer:
             "validation" messages, and a {"event": "start", "iteration"} each time the stage
             starts (more than one when Spark retried it and it resumed from a checkpoint).
         failures: (rank, traceback) of every worker that reported an error.
+        non_finite_loss: (iteration, epoch, loss) when a worker stopped on a NaN/Inf loss, else None.
         started_at: wall time when `start` was called; `first_step_at` when the first step arrived.
         topology: the workers' hosts and transport, as rank 0 reported them (logged once).
     """
@@ -60,6 +61,7 @@ class ProgressServer:
         self.on_failure = on_failure
         self.history: list[dict] = []
         self.failures: list[tuple[int, str]] = []
+        self.non_finite_loss: tuple[int, int, float] | None = None
         self.started_at = time.time()
         self.first_step_at: float | None = None
         self.topology: str | None = None
@@ -181,6 +183,9 @@ class ProgressServer:
                         f"{k}={v:.4f}" for k, v in message["metrics"].items()))
             elif kind == "error":
                 self.failures.append((int(message["rank"]), message["traceback"]))
+                if message.get("non_finite_loss") and self.non_finite_loss is None:
+                    iteration, epoch, loss = message["non_finite_loss"]
+                    self.non_finite_loss = (int(iteration), int(epoch), float(loss))
         if kind == "error" and self.on_failure is not None:
             self.on_failure()
 
@@ -274,8 +279,14 @@ class ProgressClient:
 
     def error(self, exc: BaseException) -> None:
         """Report this worker's failure with its traceback."""
+        from zoo.errors import NonFiniteLossError
+
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self._send({"event": "error", "rank": self.rank, "traceback": text})
+        message = {"event": "error", "rank": self.rank, "traceback": text}
+        if isinstance(exc, NonFiniteLossError):
+            # The loss as text: JSON has no NaN or Infinity.
+            message["non_finite_loss"] = [exc.iteration, exc.epoch, str(exc.loss)]
+        self._send(message)
 
     def close(self) -> None:
         """Close the connection."""

@@ -11,7 +11,9 @@ writes checkpoints and every worker of a retried stage reads the latest one, pos
 host, so the path must be shared. HDFS and object stores are shared by definition, and local
 masters (``local[N]``, ``local-cluster[...]``) run on one host. On a cluster, a local path is
 tested for real: the driver writes a marker file holding a random token, and a barrier job with
-one task per task slot (so every executor runs one) reports whether each task reads that token.
+one task per task slot (so every executor runs one) reports whether each task reads that token
+and can write a file beside it (executors may run as another user than the driver, and an NFS
+export may map them to nobody): the first checkpoint, an epoch later, would find out otherwise.
 It lives here, not in `zoo.storage`, because it runs a Spark job; `zoo.storage` stays a leaf.
 """
 
@@ -23,16 +25,19 @@ import uuid
 
 from zoo import storage
 from zoo.engine.config import TrainingConfig
-from zoo.storage import NotSharedError
+from zoo.storage import NotSharedError, NotWritableError
 from zoo.warm_up import wait_for_warm_up
 
 _LOCAL_MASTER = re.compile(r"^local(\[|-cluster\[|$)")
 
 
-def _visible_on_executors(sc, marker: str, token: str, tasks: int) -> list[tuple[str, bool]]:
-    """(host, saw the token) from each of `tasks` barrier tasks that read the local file `marker`."""
+def _visible_on_executors(sc, marker: str, token: str, tasks: int) -> list[tuple[str, bool, str]]:
+    """(host, saw the token, why it could not write beside it or "") from each of `tasks` barrier
+    tasks that read the local file `marker` and, when they see it, write and remove a file beside it."""
 
     def probe(_):
+        import os
+
         from pyspark import BarrierTaskContext
 
         context = BarrierTaskContext.get()
@@ -43,16 +48,27 @@ def _visible_on_executors(sc, marker: str, token: str, tasks: int) -> list[tuple
                 seen = f.read() == token
         except OSError:
             seen = False
-        yield host, seen
+        write_error = ""
+        if seen:
+            probe_file = f"{marker}-write-{context.partitionId()}"
+            try:
+                with open(probe_file, "wb") as f:
+                    f.write(b"zoo")
+                os.remove(probe_file)
+            except OSError as exc:
+                write_error = f"{type(exc).__name__}: {exc}"
+        yield host, seen, write_error
 
     return sc.parallelize(range(tasks), tasks).barrier().mapPartitions(probe).collect()
 
 
 def check_shared_storage(spark, url: str) -> None:
-    """Raise unless every executor can see the checkpoint location `url` (see the module docstring).
+    """Raise unless every executor can see and write the checkpoint location `url` (see the module
+    docstring).
 
     Raises:
         NotSharedError: naming the path, the hosts that cannot see it, and the fix.
+        NotWritableError: naming the path, the hosts that see it but cannot write there, and why.
     """
     url = storage.resolve(url)
     sc = spark.sparkContext
@@ -68,13 +84,26 @@ def check_shared_storage(spark, url: str) -> None:
         answers = _visible_on_executors(sc, marker, token, sc.defaultParallelism)
     finally:
         storage.remove(marker)
-    blind = sorted({host for host, seen in answers if not seen})
+    _refuse_unless_shared(url, folder, answers)
+
+
+def _refuse_unless_shared(url: str, folder: str, answers: list[tuple[str, bool, str]]) -> None:
+    """Raise NotSharedError or NotWritableError from the answers of `_visible_on_executors`."""
+    blind = sorted({host for host, seen, _ in answers if not seen})
     if blind:
         raise NotSharedError(
             f"The checkpoint path {url!r} (scheme file) is not shared: executors on {blind} cannot see a file the "
             f"driver wrote there. Rank 0 writes checkpoints and every worker reads them back when a stage is retried, "
             f"so use a path every node sees: a shared mount (the same NFS path on every node), hdfs:// or s3:// "
             f"(s3a://).")
+    unwritable = sorted({(host, error) for host, seen, error in answers if seen and error})
+    if unwritable:
+        hosts = sorted({host for host, _ in unwritable})
+        raise NotWritableError(
+            f"Could not write {url!r} (scheme file) from the executors on {hosts}: {unwritable[0][1]}. The driver "
+            f"can write there, but rank 0 writes checkpoints from an executor, which may run as another user (an "
+            f"NFS export may map it to nobody). Give the executors' user write access to {folder!r} or choose "
+            f"another path.")
 
 
 def storage_preflight(spark, config: TrainingConfig) -> TrainingConfig:
@@ -87,6 +116,7 @@ def storage_preflight(spark, config: TrainingConfig) -> TrainingConfig:
         FileSystemMissingError, CredentialsError, UnreachableError, NotWritableError: from
             `zoo.storage.check_writable`, naming the URL and the fix.
         NotSharedError: a local checkpoint path the executors cannot all see.
+        NotWritableError: also for a local checkpoint path the executors see but cannot write.
     """
     if config.storage_options is not None:
         return config

@@ -1,8 +1,9 @@
 """Checks of a fit's input on the driver, before any training job starts.
 
-One aggregate pass over the DataFrame (row count, null labels, label range, array lengths) and
-a forward pass of the model on a few rows catch bad input early, with messages naming the
-column, what it holds and what was expected.
+One aggregate pass over the DataFrame (row count, null labels, label range, array lengths, NaN
+and infinite values), a forward pass of the model on a few rows and a look at its trainable
+parameters catch bad input early, with messages naming the column, what it holds and what was
+expected.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import cloudpickle
 import numpy as np
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
 from zoo.engine.arrow_data import read_columns
 from zoo.errors import ZooTypeError, ZooValueError
-from zoo.nnframes.columns import SCALAR, VECTOR
+from zoo.nnframes.columns import ARRAY, SCALAR, VECTOR
+from zoo.nnframes.preprocessing import ChainedPreprocessing, SeqToTensor
+
+_INF = float("inf")
 
 
 def check_picklable(**objects) -> None:
@@ -29,29 +34,87 @@ def check_picklable(**objects) -> None:
             ) from exc
 
 
-def data_summary(df, label_col: str | None, label_kind: str | None, array_columns: dict[str, str]) -> dict:
-    """One pass over `df`: rows, null labels, label min/max and non-integer labels, and the
-    min/max element count of each array/vector column."""
+def _innermost_type(data_type):
+    while isinstance(data_type, ArrayType):
+        data_type = data_type.elementType
+    return data_type
+
+
+def _non_finite_rows(df, name: str, kind: str):
+    """Aggregate: rows of column `name` holding NaN or +-Inf (None where its type cannot hold them).
+
+    For arrays, Spark orders NaN above every number, so array_max is NaN or +Inf exactly when the
+    row holds one of them, and array_min is -Inf when the row holds -Inf: no per-element lambda.
+    """
+    column = F.col(name)
+    if kind == VECTOR:
+        from pyspark.ml.functions import vector_to_array
+
+        column = vector_to_array(column)
+    elif not isinstance(_innermost_type(df.schema[name].dataType), (FloatType, DoubleType)):
+        return None
+    if kind == SCALAR:
+        bad = F.isnan(column) | (F.abs(column) == F.lit(_INF))
+    else:
+        data_type = df.schema[name].dataType if kind != VECTOR else ArrayType(DoubleType())
+        while isinstance(data_type.elementType, ArrayType):
+            column, data_type = F.flatten(column), data_type.elementType
+        high, low = F.array_max(column), F.array_min(column)
+        bad = F.isnan(high) | (high == F.lit(_INF)) | (low == F.lit(-_INF))
+    return F.sum(F.when(bad, 1).otherwise(0))
+
+
+def data_summary(df, label_col: str | None, label_kind: str | None, feature_kinds: dict[str, str]) -> dict:
+    """One pass over `df`: rows, null labels, label min/max, non-integer and NaN/Inf labels, and per
+    feature column (its position `i` in `feature_kinds`) nulls ``nulls_i``, rows with NaN/Inf
+    ``non_finite_i``, and for array/vector columns the min/max element count ``min_len_i``/``max_len_i``."""
     aggregates = [F.count(F.lit(1)).alias("rows")]
     if label_col is not None:
         label = F.col(label_col)
         aggregates.append(F.sum(F.when(label.isNull(), 1).otherwise(0)).alias("null_labels"))
         if label_kind == SCALAR:
             aggregates += [F.min(label).alias("label_min"), F.max(label).alias("label_max"),
-                           F.sum(F.when(label != F.floor(label), 1).otherwise(0)).alias("fractional_labels")]
-    for i, (name, kind) in enumerate(array_columns.items()):
+                           # Not label != floor(label): floor returns a long, which overflows (an error
+                           # under ANSI mode) for NaN, Inf and huge values.
+                           F.sum(F.when(label.cast("double") % 1 != 0, 1).otherwise(0)).alias("fractional_labels")]
+        if label_kind in (SCALAR, ARRAY, VECTOR):
+            non_finite = _non_finite_rows(df, label_col, label_kind)
+            if non_finite is not None:
+                aggregates.append(non_finite.alias("non_finite_labels"))
+    for i, (name, kind) in enumerate(feature_kinds.items()):
+        if kind not in (SCALAR, ARRAY, VECTOR):
+            continue
         values = F.col(name)
         if kind == VECTOR:
             from pyspark.ml.functions import vector_to_array
 
             values = vector_to_array(values)
-        aggregates += [F.min(F.size(values)).alias(f"min_len_{i}"), F.max(F.size(values)).alias(f"max_len_{i}"),
-                       F.sum(F.when(values.isNull(), 1).otherwise(0)).alias(f"nulls_{i}")]
+        aggregates.append(F.sum(F.when(values.isNull(), 1).otherwise(0)).alias(f"nulls_{i}"))
+        if kind != SCALAR:
+            aggregates += [F.min(F.size(values)).alias(f"min_len_{i}"), F.max(F.size(values)).alias(f"max_len_{i}")]
+        non_finite = _non_finite_rows(df, name, kind)
+        if non_finite is not None:
+            aggregates.append(non_finite.alias(f"non_finite_{i}"))
     return df.agg(*aggregates).first().asDict()
 
 
-def check_summary(summary: dict, label_col: str | None, array_columns: dict[str, int | None]) -> None:
-    """Raise on an empty DataFrame, null labels, or arrays of the wrong length."""
+def _needs_equal_lengths(step) -> bool:
+    """Whether `step` stacks an array column's rows into one tensor (a callable may pad them)."""
+    while isinstance(step, ChainedPreprocessing):
+        step = step.steps[0]
+    return isinstance(step, SeqToTensor)
+
+
+def check_summary(summary: dict, label_col: str | None, feature_steps: dict[str, object],
+                  feature_kinds: dict[str, str]) -> None:
+    """Raise on an empty DataFrame, null or NaN/Inf labels, null or NaN/Inf features, and array
+    columns whose rows differ in length or do not have the length the preprocessing declares.
+
+    Args:
+        summary: what `data_summary(df, label_col, _, feature_kinds)` returned.
+        feature_steps: each feature column's Preprocessing.
+        feature_kinds: each feature column's kind, in the order given to `data_summary`.
+    """
     if summary["rows"] == 0:
         raise ZooValueError("The training DataFrame is empty. Expected at least one row.")
     if label_col is not None and summary.get("null_labels"):
@@ -59,15 +122,38 @@ def check_summary(summary: dict, label_col: str | None, array_columns: dict[str,
             f"The label column `{label_col}` has {summary['null_labels']} null value(s). "
             f"Drop them (df.dropna(subset=['{label_col}'])) or fill them before fitting."
         )
-    for i, (name, expected) in enumerate(array_columns.items()):
+    if label_col is not None and summary.get("non_finite_labels"):
+        raise ZooValueError(
+            f"The label column `{label_col}` has NaN or infinite values in {summary['non_finite_labels']} of "
+            f"{summary['rows']} rows; the loss would be NaN. Drop those rows (e.g. "
+            f"df.filter(~F.isnan('{label_col}'))) or replace the values before fitting."
+        )
+    for i, (name, kind) in enumerate(feature_kinds.items()):
         if summary.get(f"nulls_{i}"):
             raise ZooValueError(f"The feature column `{name}` has {summary[f'nulls_{i}']} null value(s); "
                                 f"drop or fill them before fitting.")
+        if summary.get(f"non_finite_{i}"):
+            raise ZooValueError(
+                f"The feature column `{name}` has NaN or infinite values in {summary[f'non_finite_{i}']} of "
+                f"{summary['rows']} rows; training on them makes every weight NaN. Drop those rows or replace "
+                f"the values (impute, clip) before fitting."
+            )
+        if kind not in (ARRAY, VECTOR):
+            continue
         low, high = summary[f"min_len_{i}"], summary[f"max_len_{i}"]
+        step = feature_steps[name]
+        expected = step.expected_length()
         if expected is not None and (low != expected or high != expected):
             raise ZooValueError(
                 f"The feature column `{name}` holds arrays of {low}..{high} elements, but its preprocessing "
                 f"declares a shape of {expected} elements. Fix the declared shape or the data."
+            )
+        if low != high and _needs_equal_lengths(step):
+            raise ZooValueError(
+                f"The feature column `{name}` holds arrays of different lengths: from {low} to {high} elements "
+                f"per row. Expected every row to have the same length, as {type(step).__name__} stacks them "
+                f"into one tensor. Pad or cut the rows to one length (or filter on F.size('{name}')), or give a "
+                f"feature_preprocessing callable that does."
             )
 
 
@@ -105,6 +191,18 @@ def dry_run(df, columns: list[str], num_features: int, build_samples, adapter, m
                 f"column and label_preprocessing. Error: {type(exc).__name__}: {exc}"
             ) from exc
     return np.asarray(output)
+
+
+def check_trainable(adapter, model) -> None:
+    """Raise when `model` has no trainable parameter: there would be nothing to train."""
+    count = adapter.trainable_count(model)
+    if count == 0:
+        raise ZooValueError(
+            f"The model ({type(model).__name__}) has no trainable parameters, so a fit has nothing to train. "
+            f"Expected at least one parameter that requires a gradient (torch: requires_grad=True; Keras: "
+            f"layer.trainable=True). Unfreeze the layers to train, or use the model for inference as it is "
+            f"(NNModel(model=...))."
+        )
 
 
 def check_class_labels(summary: dict, label_col: str, num_outputs: int, base: int) -> None:

@@ -22,7 +22,7 @@ from zoo.errors import NotFittedError, ZooValueError
 from zoo.nnframes import input_checks
 from zoo.nnframes.az_methods import _AZEstimatorMethods
 from zoo.nnframes.columns import (
-    ARRAY, VECTOR, check_column_supported, column_kind, default_preprocessing, model_input_column,
+    VECTOR, check_column_supported, column_kind, default_preprocessing, model_input_column,
 )
 from zoo.nnframes.lr_decay import with_decay
 from zoo.nnframes.params import _NNCommonParams, _NNEstimatorParams
@@ -214,11 +214,9 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         input_checks.check_picklable(model=for_workers(adapter, self.model), criterion=self.criterion,
                                      optimMethod=config.optim_method,
                                      feature_preprocessing=feature_steps, label_preprocessing=label_step)
-        array_columns = {c: s.expected_length() for c, k, s in zip(feature_cols, kinds, feature_steps)
-                         if k in (ARRAY, VECTOR)}
-        summary = input_checks.data_summary(df, label_col, label_kind,
-                                            {c: k for c, k in zip(feature_cols, kinds) if c in array_columns})
-        input_checks.check_summary(summary, label_col, array_columns)
+        feature_kinds = dict(zip(feature_cols, kinds))
+        summary = input_checks.data_summary(df, label_col, label_kind, feature_kinds)
+        input_checks.check_summary(summary, label_col, dict(zip(feature_cols, feature_steps)), feature_kinds)
         frame = df.select(*[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])])
         validation = self.validation
         if validation is not None:
@@ -230,6 +228,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         output = input_checks.dry_run(frame, feature_cols + [label_col], len(feature_cols), build, adapter,
                                       self.model, self.criterion,
                                       check_output=lambda out: self._check_labels(summary, out))
+        # After the dry run, which builds a Keras model that was not built yet.
+        input_checks.check_trainable(adapter, self.model)
         result = run_fit(frame, feature_cols + [label_col], len(feature_cols), for_workers(adapter, self.model),
                          self.criterion, build, config, started=started)
         trained = copy_model(adapter, self.model)

@@ -702,6 +702,11 @@ def dry_run(model, criterion, inputs: list[np.ndarray], target: np.ndarray | Non
     return _to_numpy(_first_output(output)).astype(np.float32)
 
 
+def trainable_count(model) -> int:
+    """Elements in the trainable variables of `model` (built: `dry_run` builds it)."""
+    return sum(int(np.prod(v.shape)) for v in unwrap(model).trainable_variables)
+
+
 def predict(model, inputs: list[np.ndarray]) -> np.ndarray:
     """Outputs of `model` in inference mode for one batch of numpy inputs."""
     output = unwrap(model).predict_on_batch(_model_input(list(inputs)))

@@ -186,6 +186,11 @@ def dry_run(model: torch.nn.Module, criterion, inputs: list[np.ndarray], target:
     return _first_output(output).float().numpy()
 
 
+def trainable_count(model: torch.nn.Module) -> int:
+    """Elements in the parameters of `model` that require a gradient."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def predict(model: torch.nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
     """Outputs of `model` in eval mode for one batch of numpy inputs."""
     with torch.inference_mode():

@@ -1,0 +1,138 @@
+"""Memory of a fit: PSS per process (the JVM, the driver, each Python worker) against the raw data.
+
+Builds N x 64 float32 features (array<float>) and a label on the JVM (no Python copy of the data
+on the driver), caches the DataFrame in memory (as MEMORY_ONLY: the fit then reads it from the
+JVM heap), and fits a linear model for one epoch on local[2] with 2 workers. A thread samples
+the proportional set size (PSS, /proc/<pid>/smaps_rollup: shared pages split between the
+processes sharing them) of the JVM and every Python process under it every 50 ms, so the table
+shows, per process: before the fit (data cached, workers warm), the peak during the fit, and
+idle after the fit returned, in MiB, with the raw data size (N x 64 x 4 bytes) as the yardstick.
+
+    .venv/bin/python bench/memory.py [--rows 2000000] [--spill]
+
+--spill sets cachingSample=False: each worker keeps its samples in memory-mapped files on local disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+import psutil
+
+MIB = 1 << 20
+WIDTH = 64
+
+
+def pss(pid: int) -> int:
+    """Proportional set size of `pid` in bytes (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def processes(jvm_pid: int) -> dict[int, str]:
+    """pid -> role of the driver, the JVM and the Python processes the JVM started."""
+    roles = {os.getpid(): "driver (python)", jvm_pid: "jvm"}
+    for child in psutil.Process(jvm_pid).children(recursive=True):
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        roles[child.pid] = "pyspark daemon" if "pyspark.daemon" in command and child.ppid() == jvm_pid \
+            else "python worker"
+    return roles
+
+
+class Sampler(threading.Thread):
+    """Samples the PSS of the JVM's process tree until stopped; keeps each process's peak and the
+    peak of their sum."""
+
+    def __init__(self, jvm_pid: int, interval_s: float = 0.05):
+        super().__init__(daemon=True)
+        self.jvm_pid, self.interval_s = jvm_pid, interval_s
+        self.peaks: dict[int, int] = {}
+        self.roles: dict[int, str] = {}
+        self.peak_total = 0
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.is_set():
+            roles = processes(self.jvm_pid)
+            self.roles.update(roles)
+            sizes = {pid: pss(pid) for pid in roles}
+            for pid, size in sizes.items():
+                self.peaks[pid] = max(self.peaks.get(pid, 0), size)
+            self.peak_total = max(self.peak_total, sum(sizes.values()))
+            self._stop_event.wait(self.interval_s)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join()
+
+
+def snapshot(jvm_pid: int) -> dict[int, tuple[str, int]]:
+    return {pid: (role, pss(pid)) for pid, role in processes(jvm_pid).items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--spill", action="store_true", help="cachingSample=False (samples on local disk)")
+    args = parser.parse_args()
+
+    import torch
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from zoo import init_spark
+    from zoo.engine import MaxEpoch
+    from zoo.nnframes import NNEstimator
+    from zoo.warm_up import wait_for_warm_up
+
+    spark = init_spark("local[2]", conf={"spark.driver.memory": "4g", "spark.sql.shuffle.partitions": "2"})
+    jvm_pid = int(spark.sparkContext._gateway.jvm.java.lang.ProcessHandle.current().pid())
+    features = F.transform(F.array_repeat(F.lit(0), WIDTH), lambda _, i: F.rand(seed=1) - 0.5).cast("array<float>")
+    df = (spark.range(args.rows, numPartitions=2).select(features.alias("features"), F.rand(seed=2).alias("label"))
+          .persist(StorageLevel.MEMORY_ONLY))
+    df.count()
+    wait_for_warm_up()
+    raw = args.rows * WIDTH * 4
+    estimator = NNEstimator(model=torch.nn.Linear(WIDTH, 1), criterion=torch.nn.MSELoss(), batchSize=8192, learningRate=1e-3,
+                            numWorkers=2, endWhen=MaxEpoch(1), cachingSample=not args.spill).setShowProgress(False)
+
+    before = snapshot(jvm_pid)
+    sampler = Sampler(jvm_pid)
+    sampler.start()
+    started = time.time()
+    estimator.fit(df)
+    took = time.time() - started
+    sampler.stop()
+    after = snapshot(jvm_pid)
+
+    print(f"\nfit of {args.rows:,} x {WIDTH} float32 (raw {raw / MIB:,.0f} MiB), cachingSample={not args.spill}, "
+          f"{took:.1f} s; PSS in MiB")
+    print(f"{'process':<18} {'pid':>8} {'before':>9} {'peak':>9} {'after':>9} {'peak/raw':>9}")
+    pids = sorted(set(before) | set(after) | set(sampler.peaks), key=lambda p: (sampler.roles.get(p, ""), p))
+    for pid in pids:
+        role = (before.get(pid) or after.get(pid) or (sampler.roles.get(pid, "?"), 0))[0]
+        b, a, peak = before.get(pid, ("", 0))[1], after.get(pid, ("", 0))[1], sampler.peaks.get(pid, 0)
+        print(f"{role:<18} {pid:>8} {b / MIB:>9,.0f} {peak / MIB:>9,.0f} {a / MIB:>9,.0f} {peak / raw:>9.2f}")
+    total_before = sum(size for _, size in before.values())
+    total_after = sum(size for _, size in after.values())
+    print(f"{'all (sum)':<18} {'':>8} {total_before / MIB:>9,.0f} {sampler.peak_total / MIB:>9,.0f} "
+          f"{total_after / MIB:>9,.0f} {sampler.peak_total / raw:>9.2f}")
+    print(f"the fit's growth: peak {(sampler.peak_total - total_before) / raw:.2f}x raw, "
+          f"after {(total_after - total_before) / raw:.2f}x raw")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
