@@ -74,7 +74,7 @@ class Estimator:
             workers_per_node, use_tqdm, scheduler_step_freq: Orca's Ray options; on Spark every
                 task slot is a worker and the driver shows progress, so they change nothing.
             scheduler_creator, training_operator_cls, initialization_hook: Orca's Ray hooks; Zoo
-                refuses them (see docs/migrating-orca-serving-inference.md for the equivalents).
+                refuses them (see docs/migrating-from-analytics-zoo.md for the equivalents).
         """
         import torch
 
@@ -83,7 +83,7 @@ class Estimator:
         given = sorted(name for name, value in hooks.items() if value is not None)
         if given:
             raise ZooValueError(f"{given} are hooks of Orca's Ray backends, which Zoo does not run. Drop them "
-                                f"(docs/migrating-orca-serving-inference.md lists what replaces each).")
+                                f"(docs/migrating-from-analytics-zoo.md lists what replaces each).")
         config = config or {}
         if not isinstance(model, torch.nn.Module):
             if not callable(model):
