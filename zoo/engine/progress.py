@@ -38,6 +38,10 @@ DEFAULT_TENSORBOARD_SYNC_S = 30.0
 DEFAULT_RESULT_TIMEOUT_S = 120.0
 #: Seconds one send of the weights may stall before the worker gives up on the driver.
 RESULT_SEND_TIMEOUT_S = 60.0
+#: Seconds `close` waits, in all, for the workers' progress connections to deliver their last
+#: messages. Tasks close them when they end, so this is reached only on a host that vanished;
+#: on a loaded driver a few seconds were not always enough to read the last step's losses.
+DRAIN_TIMEOUT_S = 30.0
 
 
 class ProgressServer:
@@ -97,8 +101,9 @@ class ProgressServer:
         self._thread.join(timeout=5)
         self._socket.close()
         # Workers close their connection when their task ends: drain what they sent last.
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
         for reader in self._readers:
-            reader.join(timeout=5)
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._lock:
             if self._bar is not None:
                 self._bar.close()
