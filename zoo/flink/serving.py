@@ -89,7 +89,7 @@ class RedisServeFunction:
 
     def open(self, runtime_context) -> None:
         """Load the model, join the consumer group and publish the model's info."""
-        from zoo.serving.connection import connect_config, publish_info
+        from zoo.serving.connection import connect_config
         from zoo.serving.worker import load_model
 
         config = ServingConfig.from_dict(self.config)
@@ -97,8 +97,7 @@ class RedisServeFunction:
                     f"a{runtime_context.get_attempt_number()}-{socket.gethostname()}-{os.getpid()}")
         self.worker = DrivenWorker(self.model, self.queue, connect_config(config), consumer=consumer,
                                     inference_model=load_model(self.model))
-        self.worker.join()
-        publish_info(self.worker.redis, self.model, self.queue)
+        self.worker.start()
         logger.info("Flink serving task %s serving model %r", consumer, self.model.name)
 
     def turn(self) -> int:
@@ -107,7 +106,9 @@ class RedisServeFunction:
             time.sleep(STOP_POLL_S)  # the client cancels the job; do not spin until then
             return 0
         before = self.worker.answered
-        self.worker.serve_once()
+        backoff = self.worker.turn()
+        if backoff:
+            time.sleep(backoff)  # Redis is away: the task waits as a worker process would
         return self.worker.answered - before
 
     def close(self) -> None:
@@ -124,14 +125,6 @@ class DrivenWorker(ServingWorker):
     def stopping(self) -> bool:
         """Whether the model's stop key was seen."""
         return self._stop.is_set()
-
-    def join(self) -> None:
-        """Create the consumer group (from the stream's start) if it does not exist."""
-        self._join_group()
-
-    def serve_once(self) -> None:
-        """One turn of `run`'s loop: heartbeat, then the entries of dead consumers or a fresh batch."""
-        self._step()
 
     def leave(self) -> None:
         """What `run` does on its way out: drop the heartbeat and an idle consumer; free the model."""

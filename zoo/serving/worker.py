@@ -218,6 +218,7 @@ class ServingWorker:
         self._next_stop_check = 0.0
         self._next_claim = 0.0
         self._lease: _Lease | None = None
+        self._backoff = 0.0
         # entries this consumer holds from before: a previous process of the same name died holding
         # them (suspects), or this one lost Redis while processing them
         self._resume: str | None = "died"
@@ -234,30 +235,42 @@ class ServingWorker:
         try:
             if owns_model:
                 self.inference_model = load_model(self.model)
-            self._join_group()
-            publish_info(self.redis, self.model, self.queue)
-            self._lease = _Lease(self.redis, self.stream, self.consumer, self.queue.claim_idle_ms)
-            logger.info("worker %s serving model %r", self.consumer, self.model.name)
-            backoff = 0.0
+            self.start()
             while not self._stop.is_set():
-                try:
-                    self._step()
-                    backoff = 0.0
-                except UNAVAILABLE as exc:
-                    self._resume = self._resume or "outage"
-                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
-                    logger.warning("worker %s lost Redis (%s); retrying in %.1f s", self.consumer, exc, backoff)
-                    self._stop.wait(backoff)
-                except redis.ResponseError as exc:
-                    if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
-                        raise
-                    logger.warning("the stream or group of model %r was deleted; joining again", self.model.name)
-                    self._join_group()
-                finally:
-                    self._lease.hold([])
+                self._stop.wait(self.turn())
         finally:
             self._teardown(owns_model)
         return self.answered
+
+    def start(self) -> None:
+        """Join the consumer group, publish the model's info and start leasing held entries:
+        what a worker does once before its first `turn`."""
+        self._join_group()
+        publish_info(self.redis, self.model, self.queue)
+        self._lease = _Lease(self.redis, self.stream, self.consumer, self.queue.claim_idle_ms)
+        logger.info("worker %s serving model %r", self.consumer, self.model.name)
+
+    def turn(self) -> float:
+        """One turn of the loop (see `_step`), surviving a Redis outage or a deleted stream.
+
+        Returns:
+            Seconds to wait before the next turn: 0, or the backoff while Redis is away.
+        """
+        try:
+            self._step()
+            self._backoff = 0.0
+        except UNAVAILABLE as exc:
+            self._resume = self._resume or "outage"
+            self._backoff = min(max(self._backoff * 2, 0.1), MAX_BACKOFF_S)
+            logger.warning("worker %s lost Redis (%s); retrying in %.1f s", self.consumer, exc, self._backoff)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
+                raise
+            logger.warning("the stream or group of model %r was deleted; joining again", self.model.name)
+            self._join_group()
+        finally:
+            self._lease.hold([])
+        return self._backoff
 
     def _step(self) -> None:
         """One turn of the loop: heartbeat, then entries held from before, a reclaimed entry, or a
