@@ -76,12 +76,17 @@ def master_state(edge: Host, timeout: float = 5.0) -> dict:
     """The master's JSON status (``/json/``: workers, applications), fetched inside the edge host.
 
     Raises:
-        OSError: the master's web UI does not answer (not up yet, or gone).
+        OSError: the master's web UI does not answer (not up yet, or gone), or answers with an
+            empty or partial status while it starts.
     """
     status, body = edge.http(MASTER_WEBUI_PORT, "/json/", timeout=timeout)
     if status != 200:
         raise OSError(f"the master's web UI on {edge.ip}:{MASTER_WEBUI_PORT} answered HTTP {status}")
-    return json.loads(body)
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise OSError(f"the master's web UI on {edge.ip}:{MASTER_WEBUI_PORT} answered a status that is not "
+                      f"JSON yet ({len(body)} bytes)") from exc
 
 
 def alive_workers(state: dict) -> list[dict]:
