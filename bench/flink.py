@@ -224,7 +224,7 @@ def spark_training(rows: int) -> float:
 
     spark = init_spark("local[2]")
     x, y = make_data(rows, 32)
-    samples_per_second, _ = zoo_fit(spark, mlp, x, y, TRAIN_EPOCHS)
+    samples_per_second = zoo_fit(spark, mlp, x, y, TRAIN_EPOCHS).fit_samples_per_second
     spark.stop()
     return samples_per_second
 

@@ -70,6 +70,7 @@ def zoo_run(spark, hidden: int, steps: int, transport: str, compression: str) ->
     import torch
 
     from zoo.engine import MaxIteration
+    from zoo.engine.profile import AGGREGATION_PHASES
     from zoo.nnframes import NNEstimator
 
     df = spark.createDataFrame(spark.sparkContext.parallelize(range(WORKERS), WORKERS).flatMap(_rows),
@@ -79,7 +80,7 @@ def zoo_run(spark, hidden: int, steps: int, transport: str, compression: str) ->
                             gradientCompression=compression, label_preprocessing=lambda v: np.int64(v),
                             optimMethod=lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)).setShowProgress(False)
     model = estimator.fit(df)
-    aggregation = [p["reduce_scatter"] + p["all_gather"] for p in model.fit_profile]
+    aggregation = [sum(p[phase] for phase in AGGREGATION_PHASES) for p in model.fit_profile]
     return {"aggregation_ms": min(aggregation), "samples_per_s": model.fit_samples_per_second,
             "topology": model.fit_topology}
 

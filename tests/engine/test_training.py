@@ -11,6 +11,7 @@ import torch
 from tests.conftest import frame_from_arrays, rows_in_partitions
 from zoo.engine import AUC, MAE, EveryEpoch, Loss, MaxEpoch, MaxIteration, MinLoss, SeveralIteration, Top1Accuracy
 from zoo.engine.loop import step_sizes
+from zoo.engine.profile import PHASES
 from zoo.errors import WorkerError
 from zoo.nnframes import NNClassifier, NNEstimator
 
@@ -95,8 +96,44 @@ def test_the_topology_is_logged_once_per_fit_and_kept_on_the_model(spark, caplog
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Zoo fit topology:")]
     assert logged == ["Zoo fit topology: 1 host(s) x 2 worker(s): shared memory"]
     assert model.fit_topology == "1 host(s) x 2 worker(s): shared memory"
-    phases = {"batch", "forward_backward", "reduce_scatter", "optimizer", "all_gather", "other", "step_ms", "steps"}
-    assert len(model.fit_profile) == 2 and all(phases <= set(p) for p in model.fit_profile)
+    fields = set(PHASES) | {"other", "step_ms", "steps"}
+    assert len(model.fit_profile) == 2 and all(set(p) == fields for p in model.fit_profile)
+
+
+def test_profile_true_prints_each_workers_breakdown_and_writes_it_to_tensorboard(spark, tmp_path, capsys):
+    parts = regression_partitions([40, 40])
+    df = rows_in_partitions(spark, parts, SCHEMA)
+    est = NNEstimator(model=make_net(), criterion=torch.nn.MSELoss(), batchSize=8, maxEpoch=2, numWorkers=2,
+                      profile=True).setShowProgress(False).setTensorBoard(str(tmp_path), "app")
+    model = est.fit(df)
+    printed = capsys.readouterr().out
+    lines = printed[printed.index("Zoo fit profile"):].splitlines()
+    assert lines[1].split()[-3:] == ["rank", "1", "share"] and "rank 0" in lines[1]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:] if line and line.split()[0] in PHASES + ("other",)}
+    step_ms = [float(v) for v in next(line for line in lines if line.startswith("step (ms)")).split()[2:4]]
+    assert set(rows) == set(PHASES) | {"other"}
+    for rank in (0, 1):
+        # Printed to 3 decimals: 11 rounded figures may be off by 0.0005 each.
+        assert sum(float(r[rank]) for r in rows.values()) == pytest.approx(step_ms[rank], abs=0.006)
+    assert sum(float(r[2].rstrip("%")) for r in rows.values()) == pytest.approx(100.0, abs=0.6)
+    for summary in model.fit_profile:  # the laps the loop, the adapter and the aggregator take all ran
+        assert summary["steps"] == 19 and min(summary[p] for p in ("batch", "forward", "backward", "sync_wait",
+                                                                    "optimizer", "loop")) > 0
+        assert sum(summary[p] for p in PHASES) <= summary["step_ms"] + 1e-9
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "app" / "profile"))
+    events.Reload()
+    assert {f"{p}_ms/rank{r}" for p in PHASES for r in (0, 1)} <= set(events.Tags()["scalars"])
+    assert events.Scalars("forward_ms/rank1")[0].value == pytest.approx(model.fit_profile[1]["forward"], rel=1e-6)
+
+
+def test_without_profile_the_fit_prints_no_breakdown_but_keeps_it(spark, capsys):
+    df = rows_in_partitions(spark, regression_partitions([10, 10]), SCHEMA)
+    model = NNEstimator(model=make_net(), criterion=torch.nn.MSELoss(), batchSize=8, maxEpoch=1,
+                        numWorkers=2).setShowProgress(False).fit(df)
+    assert "Zoo fit profile" not in capsys.readouterr().out
+    assert len(model.fit_profile) == 2
 
 
 def test_an_empty_partition_neither_hangs_nor_changes_the_result(spark):

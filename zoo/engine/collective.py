@@ -21,6 +21,7 @@ import socket
 import torch
 import torch.distributed as dist
 
+from zoo.engine.profile import StepProfile
 from zoo.engine.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -195,10 +196,13 @@ class ShardedAggregator:
     Args:
         buffers: the flat buffers the model views.
         compress: "none", or "bf16" to send gradients as bfloat16 (summed in fp32 on arrival).
+        profile: where the `grad_copy` phase (into the send buffer) goes; gloo's transfers wait for
+            the peers inside them, so their waiting stays in `reduce_scatter` and `all_gather`.
     """
 
-    def __init__(self, buffers: FlatBuffers, compress: str = "none"):
+    def __init__(self, buffers: FlatBuffers, compress: str = "none", profile: StepProfile | None = None):
         self.buffers = buffers
+        self.profile = profile or StepProfile()
         self.compress = compress
         world, size = buffers.world_size, buffers.shard_size
         wire = torch.bfloat16 if compress == "bf16" else torch.float32
@@ -212,6 +216,7 @@ class ShardedAggregator:
         if b.world_size == 1:
             return b.grads.view(1, -1)
         self._send.copy_(b.grads)
+        self.profile.lap("grad_copy")
         ranks = list(range(b.world_size))
         exchange(self._send.view(b.world_size, -1), self._recv.view(b.world_size, -1), ranks)
         return self._recv.view(b.world_size, b.shard_size).float()

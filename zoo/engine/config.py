@@ -85,6 +85,8 @@ class TrainingConfig:
         show_progress: a tqdm bar on the driver.
         tensorboard_dir: where the driver writes TensorBoard events (train/ and validation/); a
             path or URL.
+        profile: the driver prints every worker's step-time breakdown when the fit ends (and
+            writes it to TensorBoard under profile/); see `zoo.engine.profile`.
         storage_options: what `zoo.storage.storage_options()` gave on the driver (S3 credentials,
             endpoint); set by `zoo.engine.storage_preflight`, installed by every worker before it
             reads or writes a checkpoint. Not shown in the repr: it may hold secrets.
@@ -106,6 +108,7 @@ class TrainingConfig:
     seed: int = DEFAULT_SEED
     show_progress: bool = True
     tensorboard_dir: str | None = None
+    profile: bool = False
     run_id: str = field(default="")
     storage_options: dict | None = field(default=None, repr=False)
 

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from zoo.engine.collective import FlatBuffers, exchange
+from zoo.engine.profile import StepProfile
 from zoo.engine.shared_memory import DEFAULT_WAIT_TIMEOUT_S, SharedArea
 from zoo.engine.topology import Topology
 
@@ -39,11 +40,14 @@ class HierarchicalAggregator:
         buffers: the flat buffers, whose shard index follows `Topology.shard_index("hierarchical")`.
         topology: the fit's topology (uniform, more than one host).
         compress: "none", or "bf16" to send the inter-host gradient sums as bfloat16.
+        profile: where the `grad_copy`, `sync_wait` (the host's barriers), `reduce_scatter` and
+            `all_gather` (the cross-host legs, waiting for the other hosts included) phases go.
     """
 
     def __init__(self, buffers: FlatBuffers, topology: Topology, compress: str = "none",
-                 timeout_s: float = DEFAULT_WAIT_TIMEOUT_S):
+                 timeout_s: float = DEFAULT_WAIT_TIMEOUT_S, profile: StepProfile | None = None):
         self.buffers = buffers
+        self.profile = profile or StepProfile()
         self.compress = compress
         hosts, local_size = topology.num_hosts, topology.local_size
         self.num_hosts = hosts
@@ -73,11 +77,13 @@ class HierarchicalAggregator:
     def reduce_scatter_parts(self) -> torch.Tensor:
         """Every host's gradient sum for the shard this worker owns, unsummed: an fp32 (hosts,
         shard size) tensor, valid until the next step."""
-        b = self.buffers
+        b, profile = self.buffers, self.profile
         slot = self.area.slots[self.local_rank]
         if b.grads.data_ptr() != slot.data_ptr():
             slot.copy_(b.grads)
+        profile.lap("grad_copy")
         self.area.wait_for_all()
+        profile.lap("sync_wait")
         torch.sum(self.area.slots[:, self.segment], dim=0, out=self._host_sum)
         if self._send is not self._host_sum:
             self._send.copy_(self._host_sum)
@@ -89,7 +95,9 @@ class HierarchicalAggregator:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""
         exchange([shard.contiguous()] * self.num_hosts, self.area.shared[self.segment].view(self.num_hosts, -1),
                  self.cross_ranks, self.cross_group)
+        self.profile.lap("all_gather")
         self.area.wait_for_all()
+        self.profile.lap("sync_wait")
         if into.data_ptr() != self.area.shared.data_ptr():
             into.copy_(self.area.shared)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cloudpickle
 
 from zoo.engine.config import TrainingConfig
+from zoo.engine.profile import format_table
 from zoo.engine.progress import ProgressClient, ProgressServer
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.errors import NonFiniteLossError, WorkerError, ZooRuntimeError, ZooValueError
@@ -200,6 +201,13 @@ def prepare_frame(df, columns: list[str], num_workers: int, validation_df=None):
     return frame
 
 
+def show_profile(server: ProgressServer, profiles: list[dict], iteration: int) -> None:
+    """Print every worker's step-time breakdown on the driver and write it to the fit's TensorBoard."""
+    print(f"Zoo fit profile: where each worker's step time went (first step left out)\n{format_table(profiles)}",
+          flush=True)
+    server.write_profile(profiles, iteration)
+
+
 def run_fit(df, columns: list[str], num_features: int, model, criterion, build_samples,
             config: TrainingConfig, started: float | None = None) -> FitResult:
     """Train `model` on `df` across `config.num_workers` barrier tasks and return the result.
@@ -266,6 +274,8 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
             thread.join(timeout=0.2)
         if len(outcome.get("rows", ())) == 1:
             state = server.wait_for_result(outcome["rows"][0]["state_sha1"])
+            if config.profile:
+                show_profile(server, json.loads(outcome["rows"][0]["profile"]), int(outcome["rows"][0]["iteration"]))
     except KeyboardInterrupt:
         sc.cancelJobGroup(group)
         thread.join()

@@ -78,13 +78,15 @@ class StepPlan:
         return cls(steps, per_worker[rank], np.sum(per_worker, axis=0))
 
 
-def make_aggregator(buffers: FlatBuffers, topology: Topology, transport: str, compression: str):
-    """The gradient aggregator of `transport` (see `zoo.engine.topology`) over `buffers`."""
+def make_aggregator(buffers: FlatBuffers, topology: Topology, transport: str, compression: str,
+                    profile: StepProfile | None = None):
+    """The gradient aggregator of `transport` (see `zoo.engine.topology`) over `buffers`, lapping
+    its phases on `profile`."""
     if transport == SHARED_MEMORY:
-        return shared_memory.SharedMemoryAggregator(buffers)
+        return shared_memory.SharedMemoryAggregator(buffers, profile=profile)
     if transport == HIERARCHICAL:
-        return HierarchicalAggregator(buffers, topology, compression)
-    return ShardedAggregator(buffers, compression)
+        return HierarchicalAggregator(buffers, topology, compression, profile=profile)
+    return ShardedAggregator(buffers, compression, profile=profile)
 
 
 class WorkerLoop:
@@ -116,7 +118,9 @@ class WorkerLoop:
         self.transport = topology.transport(config.transport, shared_memory.supported())
         self.buffers = FlatBuffers(trainable.num_params, topology.rank, topology.world_size,
                                    topology.shard_index(self.transport))
-        self.aggregator = make_aggregator(self.buffers, topology, self.transport, config.gradient_compression)
+        self.profile = StepProfile()
+        self.aggregator = make_aggregator(self.buffers, topology, self.transport, config.gradient_compression,
+                                          self.profile)
         trainable.bind_flat(self.buffers.params, self.buffers.grads)
         shard = adapter.ShardOptimizer(config.optim_method, config.learning_rate,
                                        self.buffers.shard(self.buffers.params))
@@ -132,7 +136,6 @@ class WorkerLoop:
         self.start_step = 0
         self.loss = math.nan
         self.samples_per_second = math.nan
-        self.profile = StepProfile()
         self.profiles: list[dict] = []
 
     # ---- resume -------------------------------------------------------------------------
@@ -167,12 +170,13 @@ class WorkerLoop:
     # ---- one step -----------------------------------------------------------------------
     def _local_forward_backward(self, index: np.ndarray, weight: float) -> None:
         self.buffers.grads.zero_()
+        self.profile.lap("grad_copy")
         if len(index):
             inputs, target = self.data.batch(index)
             self.profile.lap("batch")
-            loss = self.trainable.train_step(inputs, target, weight)
+            loss = self.trainable.train_step(inputs, target, weight, self.profile)
             self.buffers.grads[self.buffers.loss_index] = loss * weight
-        self.profile.lap("forward_backward")
+        self.profile.lap("backward")
 
     def _clip(self, grad: torch.Tensor, distributed_norm: bool) -> None:
         if self.config.clip_constant is not None:
@@ -316,7 +320,9 @@ class WorkerLoop:
                     self.reporter.step(self.iteration, self.loss, force=last or stop,
                                        epoch=self.epoch - 1 if last else self.epoch,
                                        samples_per_sec=window_samples / elapsed)
+                self.profile.lap("loop")
                 self._on_trigger_points(state, 0 if last else s + 1)
+                self.profile.lap("triggers")
                 if stop:
                     break
             self.start_step = 0

@@ -218,6 +218,22 @@ class ProgressServer:
                                   samples_per_s=f"{message['samples_per_sec']:.0f}", refresh=False)
             self._bar.refresh()
 
+    def write_profile(self, profiles: list[dict], iteration: int) -> None:
+        """Write every worker's step-time breakdown (`StepProfile.summary()`, rank order) to
+        TensorBoard under profile/: one scalar per phase and rank (`<phase>_ms/rank<r>`) at
+        `iteration`, and the text table. No-op without a TensorBoard directory."""
+        if self.tensorboard_dir is None:
+            return
+        from zoo.engine.profile import PHASES, format_table
+
+        with self._lock:
+            for rank, summary in enumerate(profiles):
+                self._scalars("profile", iteration, {f"{phase}_ms/rank{rank}": summary[phase]
+                                                     for phase in PHASES + ("other", "step_ms")})
+            # Markdown renders the table as code only when it is indented.
+            table = "\n".join("    " + line for line in format_table(profiles).splitlines())
+            self._writers["profile"].add_text("step_time_breakdown", table, iteration)
+
     def _scalars(self, split: str, step: int, values: dict) -> None:
         if self.tensorboard_dir is None:
             return

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from zoo.engine.collective import FlatBuffers, all_gather_objects
+from zoo.engine.profile import StepProfile
 
 SHM_DIR = "/dev/shm"
 #: Seconds a worker waits for the others at one step before it gives up (a peer died).
@@ -130,11 +131,14 @@ class SharedMemoryAggregator:
     """Same interface as `collective.ShardedAggregator`, over a `SharedArea`, for a fit whose
     workers all run on this host.
 
-    Must be created by every rank of the active process group at the same time.
+    Must be created by every rank of the active process group at the same time. Laps
+    `grad_copy`, `sync_wait`, `reduce_scatter` and `all_gather` on `profile` (see `zoo.engine.profile`).
     """
 
-    def __init__(self, buffers: FlatBuffers, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S):
+    def __init__(self, buffers: FlatBuffers, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S,
+                 profile: StepProfile | None = None):
         self.buffers = buffers
+        self.profile = profile or StepProfile()
         padded = buffers.shard_size * buffers.world_size
         self.area = SharedArea(padded, buffers.rank, buffers.world_size, host_root=0, timeout_s=timeout_s)
         self.slots, self.shared = self.area.slots, self.area.shared
@@ -157,17 +161,21 @@ class SharedMemoryAggregator:
     def reduce_scatter_parts(self) -> torch.Tensor:
         """Every worker's gradient for the shard this worker owns, unsummed: a (world size, shard
         size) view of the slots, each row 64-byte aligned, valid until the next all-gather."""
-        b = self.buffers
+        b, profile = self.buffers, self.profile
         if b.grads.data_ptr() != self.slots[b.rank].data_ptr():
             self.slots[b.rank].copy_(b.grads)
+        profile.lap("grad_copy")
         self.area.wait_for_all()
+        profile.lap("sync_wait")
         return self.slots[:, b.shard_start:b.shard_start + b.shard_size]
 
     def all_gather(self, shard: torch.Tensor, into: torch.Tensor) -> None:
         """Assemble every worker's `shard` into the flat buffer `into` on every worker."""
-        b = self.buffers
+        b, profile = self.buffers, self.profile
         self.shared[b.shard_start:b.shard_start + b.shard_size].copy_(shard)
+        profile.lap("all_gather")
         self.area.wait_for_all()
+        profile.lap("sync_wait")
         if into.data_ptr() != self.shared.data_ptr():
             into.copy_(self.shared)
 

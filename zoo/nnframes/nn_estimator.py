@@ -107,7 +107,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
             for features.
         **params: any Param by name (featuresCol, labelCol, predictionCol, batchSize, maxEpoch,
             learningRate, learningRateDecay, optimMethod, endWhen, numWorkers, cachingSample,
-            shuffle, seed, gradientCompression).
+            shuffle, seed, gradientCompression, transport, profile).
 
     The arguments may be given by position, as Analytics Zoo's `NNEstimator(model, criterion)`.
 
@@ -194,7 +194,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
             gradient_compression=self.getGradientCompression(), transport=self.getTransport(),
             caching_sample=self.getCachingSample(),
             shuffle=self.getShuffle(), seed=self.getSeed(), show_progress=self.show_progress,
-            tensorboard_dir=self.tensorboard_dir, run_id=uuid.uuid4().hex,
+            tensorboard_dir=self.tensorboard_dir, profile=self.getProfile(), run_id=uuid.uuid4().hex,
         )
 
     def _fit(self, df):
@@ -265,7 +265,7 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
             fit() to the first step, of the whole fit, and steady-state training throughput).
         fit_topology: the workers' hosts and the gradient transport that fit chose.
         fit_profile: per worker, mean milliseconds per step in each phase of that fit
-            (see `zoo.engine.profile`).
+            (see `zoo.engine.profile`); recorded on every fit, printed with `profile=True`.
     """
 
     def __init__(self, model=None, feature_preprocessing=None, **params):

@@ -196,6 +196,21 @@ class HasTransport(Params):
         return self.getOrDefault(self.transport)
 
 
+class HasProfile(Params):
+    profile = Param(Params._dummy(), "profile",
+                    "print where each worker's step time went (ms/step per phase) when the fit ends, "
+                    "and write it to TensorBoard when setTensorBoard is used",
+                    typeConverter=TypeConverters.toBoolean)
+
+    def setProfile(self, value):
+        """Set `profile`; returns self."""
+        return self._set(profile=value)
+
+    def getProfile(self) -> bool:
+        """Whether the fit shows its step-time breakdown (see `zoo.engine.profile`)."""
+        return self.getOrDefault(self.profile)
+
+
 class _NNCommonParams(HasFeatureColumns, HasPredictionCol, HasBatchSize):
     """Params an estimator and its fitted model share."""
 
@@ -218,7 +233,7 @@ class _NNCommonParams(HasFeatureColumns, HasPredictionCol, HasBatchSize):
 
 class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningRate, HasLearningRateDecay,
                          HasOptimMethod, HasEndWhen, HasNumWorkers, HasCachingSample, HasShuffle, HasSeed,
-                         HasGradientCompression, HasTransport):
+                         HasGradientCompression, HasTransport, HasProfile):
     """Params of NNEstimator and NNClassifier."""
 
     def setLabelCol(self, value):
@@ -232,7 +247,7 @@ class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningR
         self._setDefault(labelCol="label", maxEpoch=1, learningRate=DEFAULT_LEARNING_RATE, learningRateDecay=0.0,
                          optimMethod=torch.optim.SGD, endWhen=None, numWorkers=None, cachingSample=True,
                          shuffle=True, seed=DEFAULT_SEED, gradientCompression="none",
-                         transport="auto")
+                         transport="auto", profile=False)
 
 
 #: Params whose values are Python objects: persisted with cloudpickle, not in the JSON metadata.

@@ -6,8 +6,9 @@
 - `Trainable(model, criterion)`: the model as the loop sees it, with
   `num_params`, `bind_flat(flat_params, flat_grads)` (adopt the engine's flat fp32 torch buffers:
   the weights must be read from `flat_params` at every step and the gradients written into
-  `flat_grads`), `train_step(inputs, target, weight) -> loss` (inputs/target are torch CPU
-  tensors; gradients of `loss * weight` go into `flat_grads`), `evaluate(inputs, target) ->
+  `flat_grads`), `train_step(inputs, target, weight, profile=None) -> loss` (inputs/target are
+  torch CPU tensors; gradients of `loss * weight` go into `flat_grads`; laps `forward` on the
+  `StepProfile` given, after the forward pass where the framework separates it), `evaluate(inputs, target) ->
   (numpy output, summed loss)`, `float_buffers()` (non-trainable float state to average across
   workers, e.g. BatchNorm statistics), `state_bytes()` / `load_state_bytes(blob)`.
 - `ShardOptimizer(optim_method, learning_rate, shard_values)`: the user's optimizer over one

@@ -628,12 +628,15 @@ class Trainable:
         x = _model_input([_backend_tensor(t) for t in inputs])
         return x, None if target is None else _backend_tensor(target)
 
-    def train_step(self, inputs: list[torch.Tensor], target: torch.Tensor, weight: float) -> float:
+    def train_step(self, inputs: list[torch.Tensor], target: torch.Tensor, weight: float, profile=None) -> float:
         """Forward and backward on one local batch; the gradient of `loss * weight` goes into the
-        flat gradient buffer. Returns the unscaled batch loss."""
+        flat gradient buffer. Returns the unscaled batch loss. Forward and backward are one
+        compiled call, so both are lapped as `forward` on `profile` (a `StepProfile`)."""
         x, y = self._xy(inputs, target)
         loss, new_state = self._steps.train(self._params, self._grads, self._state_values(), x, y, weight)
         self._store_state(new_state)
+        if profile is not None:
+            profile.lap("forward")
         return loss
 
     def evaluate(self, inputs: list[torch.Tensor], target: torch.Tensor) -> tuple[np.ndarray, float]:

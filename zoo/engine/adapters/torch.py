@@ -126,12 +126,15 @@ class Trainable:
         """Floating-point buffers (BatchNorm running statistics) to keep equal across workers."""
         return [b for b in self.model.buffers() if b.is_floating_point()]
 
-    def train_step(self, inputs: list[torch.Tensor], target: torch.Tensor, weight: float) -> float:
+    def train_step(self, inputs: list[torch.Tensor], target: torch.Tensor, weight: float, profile=None) -> float:
         """Forward and backward on one local batch; gradients, scaled by `weight`, add to the
-        flat gradient buffer. Returns the unscaled batch loss."""
+        flat gradient buffer. Returns the unscaled batch loss. Laps `forward` on `profile` (a
+        `zoo.engine.profile.StepProfile`) between the two."""
         self.model.train()
         output = self.model(*inputs)
         loss = self.criterion(output, target)
+        if profile is not None:
+            profile.lap("forward")
         (loss * weight).backward()
         return float(loss.detach())
 
