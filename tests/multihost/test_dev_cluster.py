@@ -18,7 +18,7 @@ from tests.multihost.conftest import CORES, HERE, HOSTS
 from zoo.devcluster import DevCluster, DevClusterConfig, cli, network, sweep_leftovers
 from zoo.devcluster.processes import alive, wait_for
 from zoo.devcluster.spark import WORKER_CLASS
-from zoo.errors import NamespacesUnavailableError, ZooValueError
+from zoo.errors import DevClusterError, NamespacesUnavailableError, ZooValueError
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BULK = os.path.join(HERE, "bulk.py")
@@ -61,6 +61,17 @@ def test_without_namespaces_up_and_the_cli_say_why(monkeypatch, capsys):
     assert cli.main(["up", "--name", "never"]) == 1
     assert "needs root" in capsys.readouterr().err
     assert not _cluster_netns("never")
+
+
+def test_a_python_under_a_hosts_private_tmp_is_refused_before_anything_starts():
+    if network.namespaces_unavailable_reason():
+        pytest.skip(network.namespaces_unavailable_reason())
+    cluster = DevCluster(name="privtmp", hosts=1, spark=False, s3=False)
+    cluster.python = "/tmp/checkout/.venv/bin/python"  # where a clone under /tmp puts its venv
+    with pytest.raises(DevClusterError, match=r"Received: /tmp/checkout/\.venv/bin/python, under /tmp, which each "
+                                              r"host mounts privately\. Move the checkout"):
+        cluster.up()
+    assert not _cluster_netns("privtmp") and not os.path.exists("/var/tmp/zoo-dev-cluster-privtmp")
 
 
 # ---------------------------------------------------------------------------------- isolation

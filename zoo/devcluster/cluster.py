@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import zoo
 from zoo.devcluster import cleanup, network, services, spark, state
-from zoo.devcluster.hosts import Host, start_anchor
+from zoo.devcluster.hosts import Host, private_dir_of, start_anchor
 from zoo.devcluster.processes import kill_pids, wait_for
 from zoo.errors import DevClusterError, ZooValueError, check_positive_int
 
@@ -280,6 +280,7 @@ class DevCluster:
                 message shows its log); whatever had started is torn down.
         """
         network.require_namespaces()
+        self._check_visible_to_hosts()
         cleanup.sweep_leftovers()  # a crashed run of this name included
         if state.read_state(self.name) is not None:
             raise DevClusterError(f"A dev cluster named {self.name!r} is already running (or starting). Stop it "
@@ -302,6 +303,16 @@ class DevCluster:
             self.down()
             raise
         return self
+
+    def _check_visible_to_hosts(self) -> None:
+        """Refuse a Python or checkout that the hosts cannot see (under their private /tmp)."""
+        for what, path in (("the Python", self.python), ("the Zoo checkout", self.pythonpath)):
+            private = private_dir_of(path)
+            if private:
+                raise DevClusterError(
+                    f"Expected {what} the hosts run in a directory every host sees. Received: {path}, under "
+                    f"{private}, which each host mounts privately. Move the checkout and its .venv outside "
+                    f"/tmp and /dev/shm (e.g. under /var/tmp or your home directory).")
 
     def _start(self) -> None:
         for path in (self.shared_dir, self.logs_dir, self.conf_dir):

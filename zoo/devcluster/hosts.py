@@ -18,6 +18,12 @@ from zoo.errors import DevClusterError
 
 #: The directories every host has its own tmpfs for.
 PRIVATE_DIRS = ("/dev/shm", "/tmp")
+
+
+def private_dir_of(path: str) -> str | None:
+    """The directory of `PRIVATE_DIRS` that holds `path` (so each host sees its own), or None."""
+    path = os.path.abspath(path)
+    return next((d for d in PRIVATE_DIRS if path == d or path.startswith(d + os.sep)), None)
 #: How long an anchor may take to make its namespace and mounts.
 ANCHOR_TIMEOUT_S = 15.0
 #: Default time limit of `Host.run`.
@@ -90,7 +96,7 @@ class Host:
             raise DevClusterError(f"Host {self.name} is gone (its anchor process {self.anchor_pid} exited); "
                                   "start the cluster again (`scripts/dev-cluster up`).")
         cwd = cwd or os.getcwd()
-        private = next((d for d in PRIVATE_DIRS if cwd == d or cwd.startswith(d + os.sep)), None)
+        private = private_dir_of(cwd)
         if private:
             raise DevClusterError(f"Expected a working directory that every host sees. Received: {cwd}, under "
                                   f"{private}, which is private to each host. Pass cwd= (or cd) to a directory "
