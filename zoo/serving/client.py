@@ -206,7 +206,7 @@ class InputQueue(_Queue):
         uri = f"sync-{uuid.uuid4().hex}"
         self._send([(uri, encode_request(inputs))], deadline)
         key = D.result_key(self.name, uri)
-        payload = None
+        payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         while payload is None and waiting(deadline):
             payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:

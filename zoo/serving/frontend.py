@@ -312,7 +312,7 @@ async def _wait(client: Any, model: str, uris: list[str], timeout_s: float, url:
     results: dict[str, bytes] = {}
     for uri in uris:
         key = D.result_key(model, uri)
-        payload = None
+        payload = await acall_with_retry(lambda: read_result(client, key, deadline), url=url, deadline=deadline)
         while payload is None and waiting(deadline):
             payload = await acall_with_retry(lambda: read_result(client, key, deadline), url=url, deadline=deadline)
         if payload is None:
