@@ -130,6 +130,11 @@ def _save_files(model: Any, data: str, input_example: Any) -> dict:
     elif isinstance(model, NNModel):
         if model.model is None:
             raise ZooValueError("This NNModel has no model to save. Fit it (or pass model=) first.")
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is None:
+            raise ZooValueError("Saving an NNModel writes its Spark ML stage, which needs a running SparkSession. "
+                                "Start one first (zoo.init_spark), or save an exported model file instead.")
         framework, file_name, input_example = _write_serving_file(model, serving, input_example)
         model.write().save(os.path.join(data, SPARK_MODEL_DIR))
         conf = {"kind": KIND_NNMODEL, "stage_class": f"{type(model).__module__}.{type(model).__name__}",
