@@ -169,7 +169,7 @@ def _write_serving_file(model: Any, serving: str, input_example: Any) -> tuple[s
         return "keras", "model.keras", input_example
     import torch
 
-    arrays = example_arrays(model, input_example)
+    arrays = _example_arrays(model, input_example)
     module = model.model
     was_training = module.training
     module.eval()
@@ -185,7 +185,7 @@ def _write_serving_file(model: Any, serving: str, input_example: Any) -> tuple[s
     return "torch", "model.pt", arrays
 
 
-def example_arrays(model: Any, input_example: Any = None) -> list[np.ndarray]:
+def _example_arrays(model: Any, input_example: Any = None) -> list[np.ndarray]:
     """Inputs of one sample for an NNModel: ``input_example`` when given, else zeros of the shape
     its sized feature preprocessing (``SeqToTensor``) or its first layer (``in_features``) declares.
 
