@@ -14,9 +14,9 @@ from zoo.inference import InferenceModel
 from zoo.monitoring.drift import FeatureReference, psi
 from zoo.nnframes import NNModel
 from zoo.registry import ModelRegistry, RegistryError, alias_channel
-from zoo.errors import ZooValueError
+from zoo.errors import ZooTypeError, ZooValueError
 
-from .conftest import linear_net, torch_outputs
+from .conftest import linear_net, torch, torch_outputs
 
 
 @pytest.fixture
@@ -185,7 +185,17 @@ def test_bad_publish_arguments_fail_before_anything_is_stored(registry, publishe
         registry.publish(name, NNModel(linear_net()), offsets={"a": object()})
     with pytest.raises(RegistryError, match="no version 8"):
         registry.publish(name, NNModel(linear_net()), parent=8)
+    with pytest.raises(ZooTypeError, match="Expected an NNModel"):
+        registry.publish(name, linear_net())
     assert [v.version for v in registry.versions(name)] == [1, 2, 3]
+    # Nothing is created for a model that cannot be saved, not even the registered model.
+    unsaved = f"{name}-unsaved"
+    with pytest.raises(ZooValueError, match="does not exist"):
+        registry.publish(unsaved, "/no/such/model.onnx")
+    with pytest.raises(ZooValueError, match="Pass input_example="):
+        registry.publish(unsaved, NNModel(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))))
+    with pytest.raises(RegistryError, match=f"no registered model '{unsaved}'"):
+        registry.versions(unsaved)
 
 
 def test_the_default_registry_lives_under_zoo_home(tmp_path, monkeypatch, name, spark):
