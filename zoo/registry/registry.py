@@ -12,8 +12,10 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from zoo.errors import ZooTypeError, ZooValueError
+from zoo.inference.errors import short
 from zoo.registry import _mlflow
 from zoo.registry import defaults as D
 from zoo.registry import flavor
@@ -341,8 +343,9 @@ class ModelRegistry:
     def _local_files(self, name: str, version: int, source: str) -> str:
         from mlflow.artifacts import download_artifacts
 
-        local = source[len("file://"):] if source.startswith("file://") else source
-        if "://" not in local:
+        scheme = urlparse(source).scheme
+        if scheme in ("", "file"):
+            local = source[len("file://"):] if scheme == "file" else source
             if not os.path.isdir(local):
                 raise self._missing(name, version, source, FileNotFoundError(local))
             return local
@@ -362,7 +365,7 @@ class ModelRegistry:
     def _missing(self, name: str, version: int, source: str, cause: BaseException) -> RegistryError:
         return RegistryError(
             f"The files of version {version} of model {name!r} are missing or unreadable at {source!r} "
-            f"({type(cause).__name__}: {cause}). Publish it again, or point the alias at another version "
+            f"({short(cause)}). Publish it again, or point the alias at another version "
             f"(registry.rollback / set_alias).")
 
     # -------------------------------------------------------------------------------- internals
@@ -372,8 +375,7 @@ class ModelRegistry:
         except RegistryError:
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException and transport errors
-            raise RegistryError(f"Could not {what} in the registry {self.tracking_uri!r}: {type(exc).__name__}: "
-                                f"{_mlflow._first_line(exc)}") from exc
+            raise RegistryError(f"Could not {what} in the registry {self.tracking_uri!r}: {short(exc)}") from exc
 
     def _experiment_id(self) -> str:
         experiment = self._client.get_experiment_by_name(D.EXPERIMENT_NAME)
