@@ -353,11 +353,17 @@ class ModelRegistry:
         cache = os.path.join(D.zoo_home(), "registry-cache", f"{name}-{version}-{key}")
         if os.path.exists(os.path.join(cache, "MLmodel")):
             return cache
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="zoo-resolve-") as tmp:
+            # Downloaded beside the cache (one file system), then renamed into place: a reader
+            # never sees half a version, and of processes resolving it at once one rename wins.
+            with tempfile.TemporaryDirectory(prefix=".download-", dir=os.path.dirname(cache)) as tmp:
                 downloaded = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri)
-                os.makedirs(os.path.dirname(cache), exist_ok=True)
-                os.replace(downloaded, cache)
+                try:
+                    os.replace(downloaded, cache)
+                except OSError:
+                    if not os.path.exists(os.path.join(cache, "MLmodel")):
+                        raise
         except Exception as exc:  # noqa: BLE001 - MLflow's artifact stores raise many classes
             raise self._missing(name, version, source, exc) from exc
         return cache
