@@ -81,6 +81,15 @@ def test_the_gate_compares_in_the_metrics_direction(registry, published):
     assert registry.champion(name) == 3
 
 
+def test_a_champion_never_gated_on_the_metric_is_replaced_by_the_next_gated_version(registry, published):
+    name, _ = published
+    registry.set_alias(name, "champion", 1)  # its training loss (0.9) is not a held-out metric
+    decision = registry.gate(name, 2, metric=5.0, higher_is_better=False)
+    assert decision.accepted and decision.champion_metric is None
+    assert decision.reason == "the champion v1 was never gated on loss (loss=5)"
+    assert not registry.gate(name, 3, metric=5.1, higher_is_better=False).accepted
+
+
 def test_rollback_moves_the_alias_back_through_its_history(registry, published):
     name, _ = published
     with pytest.raises(RegistryError, match=f"Cannot roll back alias 'champion' of model '{name}'"):

@@ -204,8 +204,8 @@ class ModelRegistry:
              metric_name: str = "loss") -> GateDecision:
         """Judge ``version`` on its held-out ``metric`` against the champion's.
 
-        Accepted when there is no champion yet, when the champion has no ``metric_name`` on
-        record, or when ``metric`` is not worse than the champion's by more than ``tolerance``
+        Accepted when there is no champion yet, when the champion was never gated on
+        ``metric_name`` (e.g. it was set with ``set_alias``), or when ``metric`` is not worse than the champion's by more than ``tolerance``
         (absolute: ``metric <= champion + tolerance`` when lower is better). Then the
         ``champion`` alias moves to it (``zoo.status``: ``champion``; the former champion
         ``retired``). Otherwise the alias stays, and the version gets ``zoo.status``
@@ -228,7 +228,8 @@ class ModelRegistry:
         if champion is None:
             accepted, reason = True, f"first version gated: no champion yet ({metric_name}={metric:g})"
         elif champion_metric is None:
-            accepted, reason = True, f"the champion v{champion} has no {metric_name} on record ({metric_name}={metric:g})"
+            accepted = True
+            reason = f"the champion v{champion} was never gated on {metric_name} ({metric_name}={metric:g})"
         else:
             regression = (champion_metric - metric) if higher_is_better else (metric - champion_metric)
             accepted = regression <= tolerance
@@ -427,11 +428,12 @@ class ModelRegistry:
             return None
 
     def _recorded_metric(self, name: str, version: int, metric_name: str) -> float | None:
+        """The held-out metric the gate judged ``version`` on, if it was ``metric_name`` (never a
+        training metric: those are measured on other rows)."""
         tags = self._version(name, version).tags
         if tags.get(D.TAG_GATE_METRIC_NAME) == metric_name and D.TAG_GATE_METRIC in tags:
             return float(tags[D.TAG_GATE_METRIC])
-        recorded = tags.get(D.TAG_METRIC_PREFIX + metric_name)
-        return None if recorded is None else float(recorded)
+        return None
 
     def _set_tags(self, name: str, version: int, tags: dict[str, str]) -> None:
         for key, value in tags.items():
