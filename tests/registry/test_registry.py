@@ -67,6 +67,7 @@ def test_the_gate_accepts_the_first_then_rejects_a_regression_without_moving_the
     assert statuses[2].status == "rejected" and statuses[2].rejected_reason == worse.reason
     assert statuses[1].status == "champion" and statuses[1].aliases == ["champion"]
 
+    assert [m["by"] for m in registry.alias_log(name)] == ["gate"]
     within = registry.gate(name, 3, metric=0.33, higher_is_better=False, tolerance=0.05)
     assert within.accepted and registry.champion(name) == 3
     statuses = {v.version: v for v in registry.versions(name)}
@@ -103,6 +104,10 @@ def test_rollback_moves_the_alias_back_through_its_history(registry, published):
     with pytest.raises(RegistryError, match="no other version before"):
         registry.rollback(name)
     assert registry.champion(name) == 1
+    # The log keeps every move, rollbacks included.
+    moves = [(m["from"], m["version"], m["by"]) for m in registry.alias_log(name)]
+    assert moves == [(None, 1, "set_alias"), (1, 2, "set_alias"), (2, 3, "set_alias"), (3, 2, "rollback"),
+                     (2, 1, "rollback")]
 
 
 def test_resolve_gives_a_local_file_inference_model_loads(registry, published):

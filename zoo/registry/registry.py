@@ -238,7 +238,7 @@ class ModelRegistry:
                       f"({direction} is better): regression {max(regression, 0.0):g} {verdict} tolerance {tolerance:g}")
         self._set_tags(name, version, {D.TAG_GATE_METRIC: repr(metric), D.TAG_GATE_METRIC_NAME: metric_name})
         if accepted:
-            self.set_alias(name, D.CHAMPION, version)
+            self._set_alias(name, D.CHAMPION, version, "gate")
         else:
             self._set_tags(name, version, {D.TAG_STATUS: D.STATUS_REJECTED, D.TAG_REJECTED_REASON: reason})
         return GateDecision(accepted, version, reason, metric, champion_metric)
@@ -252,11 +252,14 @@ class ModelRegistry:
         Raises:
             RegistryError: ``name`` or ``version`` does not exist.
         """
+        self._set_alias(name, alias, version, "set_alias")
+
+    def _set_alias(self, name: str, alias: str, version: int, cause: str) -> None:
         version = _check_version(version, "version")
         _check_name(alias, "alias")
         self._version(name, version)
         history = self._history(name, alias)
-        self._move(name, alias, version, D.STATUS_RETIRED)
+        self._move(name, alias, version, D.STATUS_RETIRED, cause)
         self._save_history(name, alias, history + [version])
 
     def rollback(self, name: str, alias: str = D.CHAMPION) -> int:
@@ -278,9 +281,20 @@ class ModelRegistry:
                 f"(history: {history or 'empty'}). Point it at a version with set_alias(name, alias, version).")
         history.pop()
         target = history[-1]
-        self._move(name, alias, target, D.STATUS_ROLLED_BACK)
+        self._move(name, alias, target, D.STATUS_ROLLED_BACK, "rollback")
         self._save_history(name, alias, history)
         return target
+
+    def alias_log(self, name: str, alias: str = D.CHAMPION) -> list[dict]:
+        """Every move of ``alias`` made through Zoo, oldest first (the last 100): dicts with
+        ``version``, ``from`` (the version it named before, or None), ``by`` (``gate``,
+        ``set_alias`` or ``rollback``) and ``at_ms`` (epoch milliseconds). Rollbacks add to it;
+        nothing is removed.
+
+        Raises:
+            RegistryError: there is no registered model ``name``.
+        """
+        return json.loads(self._model(name).tags.get(D.TAG_ALIAS_LOG_PREFIX + alias, "[]"))
 
     def champion(self, name: str) -> int | None:
         """The version the ``champion`` alias names, or None before any version was accepted.
@@ -448,11 +462,15 @@ class ModelRegistry:
         self._call(lambda: self._client.set_registered_model_tag(name, D.TAG_ALIAS_HISTORY_PREFIX + alias, kept),
                    f"record the history of alias {alias!r} of {name!r}")
 
-    def _move(self, name: str, alias: str, version: int, former_status: str) -> None:
-        """Point the alias at ``version``, update statuses (champion only) and notify."""
+    def _move(self, name: str, alias: str, version: int, former_status: str, cause: str) -> None:
+        """Point the alias at ``version``, log the move, update statuses (champion only), notify."""
         former = self._alias_version(name, alias)
         self._call(lambda: self._client.set_registered_model_alias(name, alias, str(version)),
                    f"point alias {alias!r} of {name!r} at version {version}")
+        log = self.alias_log(name, alias) + [{"version": version, "from": former, "by": cause, "at_ms": _now_ms()}]
+        kept = json.dumps(log[-D.MAX_ALIAS_HISTORY:])
+        self._call(lambda: self._client.set_registered_model_tag(name, D.TAG_ALIAS_LOG_PREFIX + alias, kept),
+                   f"log the move of alias {alias!r} of {name!r}")
         if alias == D.CHAMPION:
             if former is not None and former != version:
                 self._set_tags(name, former, {D.TAG_STATUS: former_status})
