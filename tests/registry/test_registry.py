@@ -82,6 +82,19 @@ def test_the_gate_compares_in_the_metrics_direction(registry, published):
     assert registry.champion(name) == 3
 
 
+def test_the_gate_judges_against_the_champions_figure_on_the_same_rows_when_given(registry, published):
+    name, _ = published
+    assert registry.gate(name, 1, metric=0.95, higher_is_better=True, metric_name="accuracy").accepted
+    # On a newer window the champion scores 0.60: 0.70 beats it, though it is below the recorded 0.95.
+    decision = registry.gate(name, 2, metric=0.70, higher_is_better=True, metric_name="accuracy",
+                             champion_metric=0.60)
+    assert decision.accepted and decision.champion_metric == 0.60 and registry.champion(name) == 2
+    decision = registry.gate(name, 3, metric=0.50, higher_is_better=True, metric_name="accuracy",
+                             champion_metric=0.70, tolerance=0.05)
+    assert not decision.accepted and "regression 0.2 beyond tolerance 0.05" in decision.reason
+    assert registry.champion(name) == 2
+
+
 def test_a_champion_never_gated_on_the_metric_is_replaced_by_the_next_gated_version(registry, published):
     name, _ = published
     registry.set_alias(name, "champion", 1)  # its training loss (0.9) is not a held-out metric

@@ -201,8 +201,12 @@ class ModelRegistry:
 
     # -------------------------------------------------------------------------------- gate
     def gate(self, name: str, version: int, *, metric: float, higher_is_better: bool, tolerance: float = 0.0,
-             metric_name: str = "loss") -> GateDecision:
+             metric_name: str = "loss", champion_metric: float | None = None) -> GateDecision:
         """Judge ``version`` on its held-out ``metric`` against the champion's.
+
+        ``champion_metric``: the champion's metric on the same held-out rows, when the caller
+        measured it (a moving window of recent events, on which the recorded figure of an older
+        window would not be comparable); None takes the figure recorded when the champion was gated.
 
         Accepted when there is no champion yet, when the champion was never gated on
         ``metric_name`` (e.g. it was set with ``set_alias``), or when ``metric`` is not worse than the champion's by more than ``tolerance``
@@ -223,7 +227,12 @@ class ModelRegistry:
             raise ZooValueError(f"Expected `tolerance` >= 0. Received: tolerance={tolerance!r}.")
         self._version(name, version)
         champion = self.champion(name)
-        champion_metric = None if champion is None else self._recorded_metric(name, champion, metric_name)
+        if champion is None:
+            champion_metric = None
+        elif champion_metric is not None:
+            champion_metric = _finite("champion_metric", champion_metric)
+        else:
+            champion_metric = self._recorded_metric(name, champion, metric_name)
         direction = "higher" if higher_is_better else "lower"
         if champion is None:
             accepted, reason = True, f"first version gated: no champion yet ({metric_name}={metric:g})"
