@@ -86,7 +86,7 @@ def input_signature(resolved: Any, loaded: Any) -> Any:
     (``inputs`` of the ``zoo.signature`` tag), else the input specs the loaded model declares
     (names, shapes, dtypes), else None (nothing to compare)."""
     signature = getattr(resolved, "signature", None) or {}
-    if isinstance(signature, dict) and signature.get("inputs") is not None:
+    if isinstance(signature, dict) and signature.get("inputs"):
         return json.loads(json.dumps(signature["inputs"], sort_keys=True, default=str))
     specs = getattr(loaded, "inputs", None)
     if specs is None:
