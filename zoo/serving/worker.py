@@ -109,6 +109,11 @@ def load_model(model: ModelConfig, path: str | None = None) -> Any:
         ) from exc
     if path is not None:
         model = dataclasses.replace(model, path=path, registry=None)
+    elif is_registry_uri(model.path):
+        raise ServingConfigError(
+            f"Model {model.name!r} is served from the registry ({model.path}): a ServingWorker resolves and follows "
+            f"it (local worker processes and Spark jobs do). The Flink engine serves model files only; set `path` to "
+            f"a file, or start the deployment without --engine flink.")
     check_model_paths([model])
     _limit_threads(model.threads_per_worker)
     local = local_model(model.path)
