@@ -224,6 +224,8 @@ def test_http_answers_carry_versions_and_feedback_scores_them_on_metrics(redis_c
     body = reply.json()
     np.testing.assert_allclose(body["predictions"], x * 3, rtol=1e-6)
     assert body["version"] == drifted and body["versions"] == [drifted] * 3 and len(set(body["uris"])) == 3
+    (listed,) = httpx.get(f"{base}/models", timeout=30).json()["models"]
+    assert listed["path"] == f"models:/{NAME}@champion" and listed["serving_versions"] == [drifted]
 
     label = (x[0] * 3 + 0.5).tolist()  # every value off by 0.5
     reply = httpx.post(f"{base}/models/{NAME}/feedback", json={"uri": body["uris"][0], "label": label,

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import redis
 
 from zoo.serving.config import ModelConfig
@@ -87,12 +88,14 @@ def input_signature(resolved: Any, loaded: Any) -> Any:
     (names, shapes, dtypes), else None (nothing to compare)."""
     signature = getattr(resolved, "signature", None) or {}
     if isinstance(signature, dict) and signature.get("inputs"):
-        return json.loads(json.dumps(signature["inputs"], sort_keys=True, default=str))
+        return [{"name": spec.get("name"), "shape": spec.get("shape"), "dtype": spec.get("dtype")}
+                for spec in signature["inputs"]]
     specs = getattr(loaded, "inputs", None)
     if specs is None:
         return None
-    return [[spec.name, None if spec.shape is None else list(spec.shape), None if spec.dtype is None else str(spec.dtype)]
-            for spec in specs]
+    # the registry's form (zoo.registry.flavor): None for a dynamic dimension, numpy dtype names
+    return [{"name": spec.name, "shape": None if spec.shape is None else [None if d is None else int(d) for d in spec.shape],
+             "dtype": None if spec.dtype is None else np.dtype(spec.dtype).name} for spec in specs]
 
 
 @dataclass
@@ -223,12 +226,19 @@ class AliasFollower:
                                self.name, exc)
                 message = None
                 self._closed.wait(backoff)
+            except Exception:  # noqa: BLE001 - the thread must outlive any surprise; polling goes on
+                logger.exception("worker %s: reading the alias notifications of %r failed", self.consumer, self.name)
+                pubsub, message = _close_quietly(pubsub), None
+                self._closed.wait(_MAX_BACKOFF_S)
             if message is not None and self._names_our_alias(message):
                 self._wake.set()
             if self._wake.is_set() or time.monotonic() >= next_poll:
                 self._wake.clear()
                 next_poll = time.monotonic() + self.model.follow_poll_s
-                self._follow_once()
+                try:
+                    self._follow_once()
+                except Exception:  # noqa: BLE001 - logged; the old version keeps serving, the next poll retries
+                    logger.exception("worker %s: following %s failed", self.consumer, self.model.path)
         _close_quietly(pubsub)
 
     def _names_our_alias(self, message: dict) -> bool:
@@ -249,26 +259,33 @@ class AliasFollower:
             pending = self._ready.version if self._ready is not None else None
         if version in (self.current, pending, self._refused):
             return
+        if self._other_signature(version, input_signature(resolved, None)):  # from the registry: before loading
+            return
         try:
             candidate = self._load_version(resolved)
         except ServingConfigError as exc:
             self._refuse(version, str(exc))
             return
-        serving = self._signature
-        if serving is not None and candidate.signature is not None and candidate.signature != serving:
+        if self._other_signature(version, candidate.signature):  # declared by the loaded file
             candidate.release()
-            self._refuse(version, f"its input signature {candidate.signature} differs from the serving version's "
-                                  f"{serving}; publish a model with the same inputs under another name")
             return
         with self._lock:
             replaced, self._ready = self._ready, candidate
         if replaced is not None:
             replaced.release()
 
+    def _other_signature(self, version: int, signature: Any) -> bool:
+        """Refuse ``version`` when its input signature is known and differs from the serving one."""
+        if self._signature is None or signature is None or signature == self._signature:
+            return False
+        self._refuse(version, f"its input signature {signature} differs from the serving version's "
+                              f"{self._signature}; publish a model with other inputs under another name")
+        return True
+
     def _refuse(self, version: int | None, reason: str) -> None:
         logger.error("worker %s refused to swap model %r to %s: %s. Version %s keeps serving.", self.consumer,
-                     self.name, f"version {version}" if version is not None else "the alias's version", reason,
-                     self.current)
+                     self.name, f"version {version}" if version is not None else "the alias's version",
+                     reason.rstrip("."), self.current)
         if version is not None:  # not loaded again while the alias keeps naming it
             self._refused = version
         try:

@@ -9,7 +9,8 @@ Routes:
   model file) and ``version`` (the version when one answered them all, else null).
 - ``POST /feedback`` and ``POST /models/{name}/feedback``: ``{"uri": ..., "label": ..., "features": ...}``, the
   true label of an answered instance (its uri is in the answer's ``uris``); see `zoo.serving.quality`.
-- ``GET /models``: the models, their settings, queue lengths, live workers and dead letters.
+- ``GET /models``: the models, their settings, queue lengths, live workers, dead letters and the
+  registry versions the live workers serve (``serving_versions``).
 - ``GET /metrics``: Prometheus text.
 - ``GET /health``: 200 when Redis answers, else 503 (never needs the token).
 - ``GET /docs`` and ``GET /openapi.json``: the API description (they need the token when one is set).
@@ -270,13 +271,14 @@ def create_app(config: ServingConfig) -> FastAPI:
     async def list_models(request: Request):
         check_token(request)
         lengths, alive, dead = await redis_call(lambda: _queue_state(state["redis"], list(models)))
+        versions = await redis_call(lambda: _served_versions(state["redis"], list(models)))
         listed = []
         for name, model in models.items():
             listed.append({
                 "name": name, "path": model.path, "batch_size": model.batch_size,
                 "max_batch_wait_ms": model.max_batch_wait_ms, "workers": model.workers,
                 "live_workers": alive[name], "queue_length": lengths[name], "dead_letters": dead[name],
-                "top_n": model.top_n, "predict": f"/models/{name}/predict",
+                "top_n": model.top_n, "predict": f"/models/{name}/predict", "serving_versions": versions[name],
             })
         state["counts"][("/models", 200)] += 1
         return JSONResponse({"models": listed, "default": config.models[0].name})
@@ -394,6 +396,17 @@ async def _queue_state(client: Any, names: list[str]) -> tuple[dict[str, int], d
     for name in names:
         alive[name] = len([key async for key in client.scan_iter(match=D.heartbeat_pattern(name), count=1000)])
     return lengths, alive, dead
+
+
+async def _served_versions(client: Any, names: list[str]) -> dict[str, list[int]]:
+    """The registry versions the live workers of each model serve (from their heartbeats)."""
+    served = {}
+    for name in names:
+        keys = [key async for key in client.scan_iter(match=D.heartbeat_pattern(name), count=1000)]
+        beats = await client.mget(keys) if keys else []
+        versions = {json.loads(beat).get("version") for beat in beats if beat}
+        served[name] = sorted(v for v in versions if v is not None)
+    return served
 
 
 def serve(config: ServingConfig, host: str | None = None, port: int | None = None) -> None:

@@ -232,6 +232,7 @@ class ServingWorker:
         self.served = ServedVersion(None, inference_model)
         self.registry = registry
         self._follower: AliasFollower | None = None
+        self._last_input: Any = None
         self._drift = DriftExport(client, model.name, self.consumer)
         self.stream = D.stream_key(model.name)
         self.answered = 0
@@ -270,10 +271,20 @@ class ServingWorker:
             self.served = ServedVersion(None, load_model(self.model))
         else:
             registry = self.registry if self.registry is not None else open_registry(self.model)
-            self._follower = AliasFollower(self.model, registry, self.redis, lambda path: load_model(self.model, path),
-                                           self.consumer)
+            self._follower = AliasFollower(self.model, registry, self.redis, self._load_warm, self.consumer)
             self.served = self._follower.start()
         self.inference_model = self.served.model
+
+    def _load_warm(self, path: str) -> Any:
+        """Load a version's file, and run it once on the inputs of the last batch served (in the
+        follow thread, before the swap): runtimes that optimise on their first calls (TorchScript's
+        profiling executor) do so before the version answers requests, and a version that fails
+        on real inputs is refused."""
+        loaded = load_model(self.model, path)
+        sample = self._last_input
+        if sample is not None:
+            loaded.predict(sample)
+        return loaded
 
     def _swap(self) -> None:
         """Between two batches: switch to the version the follower loaded, if any, and free the old one."""
@@ -282,6 +293,7 @@ class ServingWorker:
             return
         previous, self.served = self.served, successor
         self.inference_model = successor.model
+        self._next_heartbeat = self._next_stop_check = 0.0  # the heartbeat names the version served
         self._drift.export(previous, force=True)
         previous.release()
 
@@ -530,7 +542,9 @@ class ServingWorker:
         names = list(group[0].inputs)
         batches = {name: np.stack([record.inputs[name] for record in group]) for name in names}
         model_input = batches[names[0]] if len(names) == 1 else batches
-        return _split(model.predict(model_input), len(group))
+        outputs = _split(model.predict(model_input), len(group))
+        self._last_input = model_input
+        return outputs
 
     # ---- write ---------------------------------------------------------------------------------
 
