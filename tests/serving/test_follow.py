@@ -19,7 +19,7 @@ onnx = pytest.importorskip("onnx", reason="the test models need the inference ex
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from zoo.serving import InputQueue  # noqa: E402
+from zoo.serving import InputQueue, OutputQueue  # noqa: E402
 from zoo.serving import defaults as D  # noqa: E402
 from zoo.serving.config import ServingConfig, save_config  # noqa: E402
 from zoo.serving.errors import ServingConfigError  # noqa: E402
@@ -177,6 +177,22 @@ def test_a_pinned_version_is_served_and_not_followed(redis_client, redis_server,
     registry.set_alias(NAME, "champion", 1)
     for _ in range(20):
         assert answered_version(inputs, x) == 2
+    inputs.enqueue("pinned", input=x)
+    answer = OutputQueue(redis_server.url, NAME).query("pinned", timeout=30, with_version=True)
+    assert (answer.version, answer.uri) == (2, "pinned")
+    np.testing.assert_allclose(answer.value, x * 2)
+
+
+def test_a_model_file_answers_with_no_version(redis_client, redis_server, start_workers, http_frontend, tmp_path):
+    import httpx
+
+    config = make_config(redis_server.url, [{"name": "plain", "path": scale_model(tmp_path, 2)}])
+    start_workers(config)
+    body = httpx.post(f"{http_frontend(config)}/predict", json={"instances": [[1, 2, 3, 4]]}, timeout=30).json()
+    assert body["predictions"] == [[2, 4, 6, 8]] and body["version"] is None and body["versions"] == [None]
+    answer = InputQueue(redis_server.url, "plain").predict(np.ones(4, np.float32), timeout=30, with_version=True)
+    assert answer.version is None and answer.uri.startswith("sync-")
+    np.testing.assert_allclose(answer.value, [2, 2, 2, 2])
 
 
 def test_rollback_command_moves_the_alias_back_and_the_workers_follow(redis_client, redis_server, registry,
