@@ -172,18 +172,15 @@ class AliasFollower:
         next batch); None otherwise."""
         with self._lock:
             ready, self._ready = self._ready, None
+            previous = self.current
+            if ready is not None:
+                self.current = ready.version
         if ready is not None:
             logger.info("worker %s swaps model %r from version %s to version %s", self.consumer, self.model.name,
-                        self.current, ready.version)
-            self.current = ready.version
+                        previous, ready.version)
             self._signature = self._signature if ready.signature is None else ready.signature
             record_swap(self.redis, self.model.name, refused=False)
         return ready
-
-    def check(self) -> None:
-        """Resolve the alias now and load its version when it is new (the follow thread does this on
-        each notification and poll)."""
-        self._wake.set()
 
     def close(self) -> None:
         """Stop following; a version loaded but not taken is released."""
@@ -257,6 +254,9 @@ class AliasFollower:
         version = int(resolved.version)
         with self._lock:
             pending = self._ready.version if self._ready is not None else None
+            if version == self.current and pending is not None:  # moved back before the worker took it
+                stale, self._ready, pending = self._ready, None, None
+                stale.release()
         if version in (self.current, pending, self._refused):
             return
         if self._other_signature(version, input_signature(resolved, None)):  # from the registry: before loading

@@ -218,15 +218,20 @@ def create_app(config: ServingConfig) -> FastAPI:
                         media_type="application/json",
                         background=BackgroundTask(_forget, state["redis"], [D.result_key(name, u) for u in uris]))
 
-    @app.post("/predict")
-    @answered
-    async def predict_default(request: Request):
-        return await predict(request, config.models[0].name, "/predict")
+    def model_routes(action: str, handler) -> None:
+        """``POST /<action>`` (the first model) and ``POST /models/{name}/<action>``, answered by ``handler``."""
 
-    @app.post("/models/{name}/predict")
-    @answered
-    async def predict_named(request: Request, name: str):
-        return await predict(request, name, "/models/{name}/predict")
+        @app.post(f"/{action}", name=f"{action}_default")
+        @answered
+        async def first_model(request: Request):
+            return await handler(request, config.models[0].name, f"/{action}")
+
+        @app.post(f"/models/{{name}}/{action}", name=f"{action}_named")
+        @answered
+        async def named_model(request: Request, name: str):
+            return await handler(request, name, f"/models/{{name}}/{action}")
+
+    model_routes("predict", predict)
 
     async def feedback(request: Request, name: str, route: str) -> Response:
         check_token(request)
@@ -256,15 +261,7 @@ def create_app(config: ServingConfig) -> FastAPI:
         state["counts"][(route, 200)] += 1
         return JSONResponse({"uri": uri, "version": int(fields["version"]) if "version" in fields else None})
 
-    @app.post("/feedback")
-    @answered
-    async def feedback_default(request: Request):
-        return await feedback(request, config.models[0].name, "/feedback")
-
-    @app.post("/models/{name}/feedback")
-    @answered
-    async def feedback_named(request: Request, name: str):
-        return await feedback(request, name, "/models/{name}/feedback")
+    model_routes("feedback", feedback)
 
     @app.get("/models")
     @answered
