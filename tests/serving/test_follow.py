@@ -286,10 +286,14 @@ def test_registry_paths_are_checked_when_the_config_is_read(tmp_path):
         ServingConfig.from_dict({"models": [{"name": "m", "path": "models:/m@champion", "follow_poll_s": 0}]})
 
 
-def test_an_unknown_alias_is_refused_before_the_workers_start(redis_server, registry):
+def test_an_unknown_alias_or_an_unreachable_registry_is_refused_before_the_workers_start(redis_server, registry):
     from zoo.serving.worker import check_model_paths
 
     config = make_config(redis_server.url, [{"name": NAME, "path": f"models:/{NAME}@staging",
                                              "registry": registry.tracking_uri}])
     with pytest.raises(ServingConfigError, match=f"Cannot resolve models:/{NAME}@staging of model '{NAME}'.*no alias"):
         check_model_paths(config.models)
+    unreachable = make_config(redis_server.url, [{"name": NAME, "path": f"models:/{NAME}@champion",
+                                                  "registry": "sqlite:////proc/no-such-folder/mlflow.db"}])
+    with pytest.raises(ServingConfigError, match=f"Cannot open the registry of model '{NAME}'.*no-such-folder"):
+        check_model_paths(unreachable.models)

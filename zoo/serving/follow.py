@@ -64,12 +64,16 @@ def parse_model_uri(path: str) -> tuple[str, str | None, int | None]:
 def open_registry(model: ModelConfig, redis_url: str | None = None) -> Any:
     """The `zoo.registry.ModelRegistry` of ``model.registry`` (None: its default tracking URI)."""
     try:
-        from zoo.registry import ModelRegistry
+        from zoo.registry import ModelRegistry, RegistryError
     except ImportError as exc:
         raise ServingConfigError(
             f"Model {model.name!r} is served from the registry ({model.path}), which needs MLflow ({exc}). "
             f"Install Zoo with the `registry` extra: pip install 'spark-zoo[registry,serving]'.") from exc
-    return ModelRegistry(model.registry, redis_url=redis_url)
+    try:
+        return ModelRegistry(model.registry, redis_url=redis_url)
+    except RegistryError as exc:
+        raise ServingConfigError(f"Cannot open the registry of model {model.name!r} (`registry` in config.yaml): "
+                                 f"{exc}") from exc
 
 
 def resolve(registry: Any, model: ModelConfig) -> Any:
