@@ -212,6 +212,10 @@ def test_rollback_command_moves_the_alias_back_and_the_workers_follow(redis_clie
     assert f"{NAME}@champion now names version 1" in result.stdout
     assert registry.champion(NAME) == 1
     wait_for(lambda: answered_version(inputs, x) == 1, message="the rollback to version 1")
+    status = subprocess.run([sys.executable, "-m", "zoo.serving.cli", "status", "-c", str(tmp_path / "config.yaml"),
+                             "--json"], cwd=REPO, capture_output=True, text=True, timeout=180)
+    (model,) = json.loads(status.stdout)["models"]
+    assert (model["serving_versions"], model["swaps"], model["swaps_refused"]) == ([1], 2, 0)
 
     # a model served from a file has no alias to roll back
     file_config = make_config(redis_server.url, [{"name": "plain", "path": scale_model(tmp_path, 1)}])

@@ -284,15 +284,21 @@ def cmd_status(args: argparse.Namespace) -> int:
                                             for p in _processes(state)], "models": []}
     try:
         from zoo.serving.connection import connect_config
+        from zoo.serving.follow import heartbeat_versions
+        from zoo.serving.metrics import SWAPS, SWAPS_REFUSED
 
         client = connect_config(config)
         for model in config.models:
             counters = {k.decode(): v.decode() for k, v in client.hgetall(D.metrics_key(model.name)).items()}
+            beats = list(client.scan_iter(match=D.heartbeat_pattern(model.name), count=1000))
             report["models"].append({"name": model.name, "live_workers": _live_workers(client, model.name),
                                      "queue_length": client.xlen(D.stream_key(model.name)),
                                      "dead_letters": client.xlen(D.dead_letter_key(model.name)),
                                      "requests": int(counters.get("requests_total", 0)),
-                                     "errors": int(counters.get("errors_total", 0))})
+                                     "errors": int(counters.get("errors_total", 0)),
+                                     "serving_versions": heartbeat_versions(client.mget(beats) if beats else []),
+                                     "swaps": int(counters.get(SWAPS, 0)),
+                                     "swaps_refused": int(counters.get(SWAPS_REFUSED, 0))})
         client.close()
         report["redis"] = "up"
     except Exception as exc:  # status reports an unreachable Redis instead of failing
@@ -306,8 +312,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         for p in report["processes"]:
             print(f"  {p['role']:<24} pid {p['pid']:<8} {'alive' if p['alive'] else 'dead'}")
         for m in report["models"]:
+            versions = f", serving version(s) {m['serving_versions']}" if m["serving_versions"] else ""
+            swaps = f", {m['swaps']} swaps ({m['swaps_refused']} refused)" if m["swaps"] or m["swaps_refused"] else ""
             print(f"  model {m['name']}: {m['live_workers']} live workers, queue {m['queue_length']}, "
-                  f"{m['requests']} requests, {m['errors']} errors, {m['dead_letters']} dead letters")
+                  f"{m['requests']} requests, {m['errors']} errors, {m['dead_letters']} dead letters{versions}{swaps}")
     return 0 if running else EXIT_NOT_RUNNING
 
 

@@ -102,6 +102,12 @@ def input_signature(resolved: Any, loaded: Any) -> Any:
              "dtype": None if spec.dtype is None else np.dtype(spec.dtype).name} for spec in specs]
 
 
+def heartbeat_versions(beats: list[bytes | str | None]) -> list[int]:
+    """The registry versions named by workers' heartbeat values (JSON with ``version``), sorted."""
+    versions = {json.loads(beat).get("version") for beat in beats if beat}
+    return sorted(v for v in versions if v is not None)
+
+
 @dataclass
 class ServedVersion:
     """One loaded version of a model: what a worker predicts with, and what it reports.

@@ -63,6 +63,7 @@ from zoo.serving.client import check_enqueued, decode_answer, enqueue_args, read
 from zoo.serving.config import ModelConfig, ServingConfig, load_config
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, acall_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, RedisUnavailableError
+from zoo.serving.follow import heartbeat_versions
 from zoo.serving.processing import check_input
 from zoo.serving.quality import feedback_entry, write_feedback
 
@@ -400,9 +401,7 @@ async def _served_versions(client: Any, names: list[str]) -> dict[str, list[int]
     served = {}
     for name in names:
         keys = [key async for key in client.scan_iter(match=D.heartbeat_pattern(name), count=1000)]
-        beats = await client.mget(keys) if keys else []
-        versions = {json.loads(beat).get("version") for beat in beats if beat}
-        served[name] = sorted(v for v in versions if v is not None)
+        served[name] = heartbeat_versions(await client.mget(keys) if keys else [])
     return served
 
 

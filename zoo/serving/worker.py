@@ -13,6 +13,10 @@ times goes to the model's dead-letter stream with an error result, so a request 
 workers takes down at most ``max_deliveries`` of them and never the requests that shared its
 batch. After losing Redis the worker first finishes the entries it still holds (at-least-once).
 
+A model ``path: models:/name@alias`` is served from the registry: a follow thread loads each
+version the alias names, and the worker swaps to it between two batches (`zoo.serving.follow`);
+each result then carries the version that produced it.
+
 Run one with ``python -m zoo.serving.worker --config config.yaml --model NAME``; `zoo-serving start`
 starts ``workers`` of them per model, and `zoo.serving.spark` runs the same loop in Spark tasks.
 """
@@ -328,10 +332,10 @@ class ServingWorker:
         return self._backoff
 
     def _step(self) -> None:
-        """One turn of the loop: heartbeat, then entries held from before, a reclaimed entry, or a
-        fresh batch."""
-        self._heartbeat()
+        """One turn of the loop: swap to a newly loaded version (between two batches), heartbeat
+        (naming the version), then entries held from before, a reclaimed entry, or a fresh batch."""
         self._swap()
+        self._heartbeat()
         self._drift.export(self.served)
         if self._resume is not None:
             held = self._held_from_before()
