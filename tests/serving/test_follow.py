@@ -301,3 +301,38 @@ def test_an_unknown_alias_or_an_unreachable_registry_is_refused_before_the_worke
                                                   "registry": "sqlite:////proc/no-such-folder/mlflow.db"}])
     with pytest.raises(ServingConfigError, match=f"Cannot open the registry of model '{NAME}'.*no-such-folder"):
         check_model_paths(unreachable.models)
+
+
+def test_notifications_resume_after_a_redis_restart(tmp_path, monkeypatch):
+    from zoo.registry import ModelRegistry, alias_channel
+    from zoo.serving.redis_server import RedisServer
+
+    from .conftest import LOOPBACK, WorkerThreads
+    from .faults import restart_redis
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "zoo-home"))
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(host=LOOPBACK, data_dir=str(tmp_path / "redis")).start()
+    workers = WorkerThreads()
+    try:
+        registry = ModelRegistry(f"sqlite:///{tmp_path}/mlflow.db", redis_url=server.url)
+        for factor in (1, 2):
+            registry.publish(NAME, scale_model(tmp_path, factor))
+        registry.set_alias(NAME, "champion", 1)
+        workers(follow_config(server.url, registry, follow_poll_s=60))
+        inputs = InputQueue(server.url, NAME, retry_s=30)
+        x = np.arange(4, dtype=np.float32)
+        assert answered_version(inputs, x) == 1
+
+        restart_redis(server)
+        client = server.client()
+        # the follow thread subscribes again (polling every 60 s could not make the swap below in time)
+        wait_for(lambda: dict(client.pubsub_numsub(alias_channel(NAME))).get(alias_channel(NAME).encode(), 0) == 1,
+                 message="the worker's subscription on the restarted server")
+        registry.set_alias(NAME, "champion", 2)
+        wait_for(lambda: answered_version(inputs, x) == 2, message="the move to version 2 after the restart")
+    finally:
+        workers.stop_all()
+        server.stop()
