@@ -336,3 +336,30 @@ def test_notifications_resume_after_a_redis_restart(tmp_path, monkeypatch):
     finally:
         workers.stop_all()
         server.stop()
+
+
+@pytest.mark.slow
+def test_spark_tasks_follow_the_alias(request, redis_client, redis_server, registry):
+    pytest.importorskip("pyspark", reason="the Spark mode needs pyspark: pip install pyspark")
+    from zoo.serving.spark import request_stop, serve_on_spark
+
+    spark = request.getfixturevalue("spark")
+    config = follow_config(redis_server.url, registry, workers=2, follow_poll_s=60)
+    outcome = {}
+    job = threading.Thread(target=lambda: outcome.setdefault("results", serve_on_spark(spark, config)), daemon=True)
+    job.start()
+    wait_for(lambda: len(list(redis_client.scan_iter(match=D.heartbeat_pattern(NAME)))) == 2 or not job.is_alive(),
+             timeout_s=120, message="two Spark workers")
+    assert job.is_alive(), "the Spark job ended before serving"
+    inputs = InputQueue(redis_server.url, NAME)
+    x = np.arange(4, dtype=np.float32)
+    try:
+        assert answered_version(inputs, x) == 1
+        registry.set_alias(NAME, "champion", 2)
+        # both tasks swap: every answer of a burst of requests, spread over both, is version 2
+        wait_for(lambda: counters(redis_client).get(SWAPS, 0) == 2, message="both tasks swapped")
+        assert {answered_version(inputs, x) for _ in range(20)} == {2}
+    finally:
+        request_stop(config)
+        job.join(timeout=60)
+    assert not job.is_alive() and sum(answered for _, _, answered in outcome["results"]) >= 21
