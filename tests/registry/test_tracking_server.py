@@ -58,6 +58,9 @@ def test_resolve_downloads_a_version_once_into_zoo_home(server, name, spark, tmp
     with InferenceModel().load(resolved.path) as model:
         np.testing.assert_allclose(model.predict(x), torch_outputs(net, x), rtol=1e-5, atol=1e-6)
     assert registry.resolve(f"models:/{name}/{version}").path == resolved.path  # cached, not downloaded again
+    # A second handle (as another serving worker has) finds the same cached copy.
+    assert ModelRegistry(uri).resolve(f"models:/{name}/{version}").path == resolved.path
+    assert [p.name for p in (tmp_path / "home" / "registry-cache").iterdir()] == [os.path.basename(resolved.model_dir)]
     assert registry.versions(name)[0].offsets == {"feedback": "5-0"}
 
 
@@ -73,4 +76,4 @@ def test_files_missing_on_the_server_are_named(server, name, spark, tmp_path, mo
     with pytest.raises(RegistryError, match=rf"files of version {version} of model '{name}' are missing"):
         registry.resolve(f"models:/{name}/{version}")
     cache = tmp_path / "home" / "registry-cache"
-    assert not cache.exists() or not any(cache.iterdir())  # no half-downloaded version left to be found
+    assert not any(cache.iterdir())  # no half-downloaded version left to be found
