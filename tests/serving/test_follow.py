@@ -183,6 +183,17 @@ def test_a_pinned_version_is_served_and_not_followed(redis_client, redis_server,
     np.testing.assert_allclose(answer.value, x * 2)
 
 
+def test_answers_kept_for_no_time_are_fed_back_without_a_version(redis_client, redis_server, registry, start_workers):
+    start_workers(follow_config(redis_server.url, registry, feedback_ttl_s=0))
+    inputs = InputQueue(redis_server.url, NAME)
+    answer = inputs.predict(np.ones(4, np.float32), timeout=30, with_version=True)
+    assert answer.version == 1 and not redis_client.exists(D.served_key(NAME, answer.uri))
+    inputs.feedback(answer.uri, [1, 1, 1, 1], features=[1, 1, 1, 1])
+    (_, entry), = redis_client.xrange(D.feedback_stream(NAME))
+    assert b"version" not in entry and entry[b"uri"] == answer.uri.encode()
+    assert not redis_client.exists(D.quality_key(NAME))
+
+
 def test_a_model_file_answers_with_no_version(redis_client, redis_server, start_workers, http_frontend, tmp_path):
     import httpx
 
@@ -247,6 +258,7 @@ def test_http_answers_carry_versions_and_feedback_scores_them_on_metrics(redis_c
     (listed,) = httpx.get(f"{base}/models", timeout=30).json()["models"]
     assert listed["path"] == f"models:/{NAME}@champion" and listed["serving_versions"] == [drifted]
 
+    assert 0 < redis_client.ttl(D.served_key(NAME, body["uris"][0])) <= D.DEFAULT_FEEDBACK_TTL_S
     label = (x[0] * 3 + 0.5).tolist()  # every value off by 0.5
     reply = httpx.post(f"{base}/models/{NAME}/feedback", json={"uri": body["uris"][0], "label": label,
                                                                "features": x[0].tolist()}, timeout=30)

@@ -75,8 +75,9 @@ DEFAULT_IMAGE_LAYOUT = "CHW"
 #: fallback for a missed pub/sub notification.
 DEFAULT_FOLLOW_POLL_S = 10.0
 #: Seconds a worker keeps what it answered a request of a registry model (the version and the raw
-#: prediction), so that feedback on the request counts towards that version's live accuracy.
-DEFAULT_FEEDBACK_TTL_S = 3600
+#: prediction), so that feedback on the request counts towards that version's live accuracy. Redis
+#: holds about requests/s x this x the encoded prediction's size for it.
+DEFAULT_FEEDBACK_TTL_S = 600
 #: Entries a model's feedback stream keeps; older ones are trimmed.
 DEFAULT_FEEDBACK_MAX_LENGTH = 1_000_000
 #: Seconds between two exports of a worker's drift report (PSI per feature) to Redis.

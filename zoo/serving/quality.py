@@ -1,7 +1,7 @@
 """Live quality of the served versions: feedback on answers, live accuracy and input drift.
 
-- A worker serving a registry model keeps, for ``DEFAULT_FEEDBACK_TTL_S``, the version and the
-  raw prediction of each answer (`remember_answers`).
+- A worker serving a registry model keeps, for ``feedback_ttl_s`` (config.yaml), the version and
+  the raw prediction of each answer (`remember_answers`).
 - Feedback (`InputQueue.feedback`, HTTP ``POST /feedback``) goes to the model's feedback stream
   (`defaults.feedback_stream`, what the ``zoo-redis-stream`` source trains from) with the version
   that answered, and scores that answer against its label in the model's quality hash
@@ -33,8 +33,7 @@ _FEEDBACK, _CLASSIFIED, _CORRECT, _REGRESSED, _ABS_ERROR = "feedback", "classifi
 _PSI = re.compile(r"^psi:(?P<version>[0-9]+):(?P<feature>.+)$")
 
 
-def remember_answers(pipe: Any, model: str, answers: Iterable[tuple[str, int, Any]],
-                     ttl_s: int = D.DEFAULT_FEEDBACK_TTL_S) -> None:
+def remember_answers(pipe: Any, model: str, answers: Iterable[tuple[str, int, Any]], ttl_s: int) -> None:
     """Queue on ``pipe`` what answered each ``(uri, version, raw output)``, kept ``ttl_s`` seconds."""
     for uri, version, output in answers:
         pipe.set(D.served_key(model, uri), codec.encode({"version": version, "output": output}), ex=ttl_s)

@@ -582,7 +582,9 @@ class ServingWorker:
             pipe.xadd(D.dead_letter_key(self.model.name),
                       {**kept, "id": record.entry_id, "reason": record.dead_letter, "deliveries": record.deliveries,
                        "dead_lettered_at": repr(now)}, maxlen=D.DEFAULT_DEAD_LETTER_MAX_LENGTH, approximate=True)
-        remember_answers(pipe, self.model.name, [(r.uri, r.version, r.output) for r in records if r.version is not None])
+        if self.model.feedback_ttl_s:
+            remember_answers(pipe, self.model.name, [(r.uri, r.version, r.output) for r in records if r.version is not None],
+                             self.model.feedback_ttl_s)
         record_batch(pipe, self.model.name, len(records), errors, latencies)
         record_dead_letters(pipe, self.model.name, len(dead))
         ids = [record.entry_id for record in records]
