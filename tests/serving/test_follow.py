@@ -272,6 +272,9 @@ def test_http_answers_carry_versions_and_feedback_scores_them_on_metrics(redis_c
     answer = inputs.predict(x[1], timeout=30, with_version=True)
     inputs.feedback(answer.uri, int(np.argmax(x[1])))
     inputs.feedback("never-answered", 1.0)  # kept for training, scores nothing
+    over_http = InputQueue(name=NAME, frontend_url=base).predict(x[2], timeout=30, with_version=True)
+    assert over_http.version == drifted and over_http.uri.startswith("http-")
+    np.testing.assert_allclose(over_http.value, x[2] * 3, rtol=1e-6)
     assert redis_client.xlen(D.feedback_stream(NAME)) == 3
 
     reply = httpx.post(f"{base}/models/{NAME}/feedback", json={"uri": body["uris"][1], "label": [1, 2]}, timeout=30)
