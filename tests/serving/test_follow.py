@@ -178,9 +178,12 @@ def test_a_pinned_version_is_served_and_not_followed(redis_client, redis_server,
     for _ in range(20):
         assert answered_version(inputs, x) == 2
     inputs.enqueue("pinned", input=x)
-    answer = OutputQueue(redis_server.url, NAME).query("pinned", timeout=30, with_version=True)
+    outputs = OutputQueue(redis_server.url, NAME)
+    answer = outputs.query("pinned", timeout=30, with_version=True)
     assert (answer.version, answer.uri) == (2, "pinned")
     np.testing.assert_allclose(answer.value, x * 2)
+    taken = outputs.dequeue(with_version=True)
+    assert list(taken) == ["pinned"] and taken["pinned"].version == 2
 
 
 def test_answers_kept_for_no_time_are_fed_back_without_a_version(redis_client, redis_server, registry, start_workers):

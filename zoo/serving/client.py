@@ -71,11 +71,6 @@ def decode_answer(uri: str, payload: bytes) -> tuple[Any, int | None]:
     return result[D.RESULT_OK], result.get(D.RESULT_VERSION)
 
 
-def decode_result(uri: str, payload: bytes) -> Any:
-    """The value of a result payload, or a `PredictionError` instance when the worker failed it."""
-    return decode_answer(uri, payload)[0]
-
-
 @dataclass(frozen=True)
 class Prediction:
     """A result with what produced it (``with_version=True`` of `InputQueue.predict` and
@@ -369,21 +364,24 @@ class OutputQueue(_Queue):
             raise value
         return Prediction(value, version, uri) if with_version else value
 
-    def dequeue(self) -> dict[str, Any]:
-        """Take every available result of the model: ``{uri: value}``, removed from Redis.
+    def dequeue(self, *, with_version: bool = False) -> dict[str, Any]:
+        """Take every available result of the model: ``{uri: value}``, removed from Redis (with
+        ``with_version``, each answer a `Prediction`).
 
         A request the worker failed maps to a `PredictionError` instance (not raised), so one bad
         request does not hide the others.
         """
         results: dict[str, Any] = {}
-        self._call(lambda: self._take_results(results))
+        self._call(lambda: self._take_results(results, with_version))
         return results
 
-    def _take_results(self, results: dict[str, Any]) -> None:
+    def _take_results(self, results: dict[str, Any], with_version: bool) -> None:
         prefix = D.result_key(self.name, "")
         for key in self._redis.scan_iter(match=D.result_pattern(self.name), count=1000):
             payload = self._redis.lpop(key)
             if payload is None:
                 continue
             uri = key.decode()[len(prefix):]
-            results[uri] = decode_result(uri, payload)
+            value, version = decode_answer(uri, payload)
+            answered = with_version and not isinstance(value, PredictionError)
+            results[uri] = Prediction(value, version, uri) if answered else value
