@@ -8,6 +8,8 @@
   ready, and records their process ids in ``.zoo-serving/state.json`` beside the config.
 - ``stop`` asks the workers to finish their batch (stop key + SIGTERM), then stops the rest.
 - ``status`` shows the processes, live workers, queue lengths and counters; exit code 3 when stopped.
+- ``rollback --model NAME`` moves the registry alias a ``models:/name@alias`` model follows back to
+  the version it named before (`zoo.registry.ModelRegistry.rollback`), which notifies the workers.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -281,15 +284,21 @@ def cmd_status(args: argparse.Namespace) -> int:
                                             for p in _processes(state)], "models": []}
     try:
         from zoo.serving.connection import connect_config
+        from zoo.serving.follow import heartbeat_versions
+        from zoo.serving.metrics import SWAPS, SWAPS_REFUSED
 
         client = connect_config(config)
         for model in config.models:
             counters = {k.decode(): v.decode() for k, v in client.hgetall(D.metrics_key(model.name)).items()}
+            beats = list(client.scan_iter(match=D.heartbeat_pattern(model.name), count=1000))
             report["models"].append({"name": model.name, "live_workers": _live_workers(client, model.name),
                                      "queue_length": client.xlen(D.stream_key(model.name)),
                                      "dead_letters": client.xlen(D.dead_letter_key(model.name)),
                                      "requests": int(counters.get("requests_total", 0)),
-                                     "errors": int(counters.get("errors_total", 0))})
+                                     "errors": int(counters.get("errors_total", 0)),
+                                     "serving_versions": heartbeat_versions(client.mget(beats) if beats else []),
+                                     "swaps": int(counters.get(SWAPS, 0)),
+                                     "swaps_refused": int(counters.get(SWAPS_REFUSED, 0))})
         client.close()
         report["redis"] = "up"
     except Exception as exc:  # status reports an unreachable Redis instead of failing
@@ -303,9 +312,45 @@ def cmd_status(args: argparse.Namespace) -> int:
         for p in report["processes"]:
             print(f"  {p['role']:<24} pid {p['pid']:<8} {'alive' if p['alive'] else 'dead'}")
         for m in report["models"]:
+            versions = f", serving version(s) {m['serving_versions']}" if m["serving_versions"] else ""
+            swaps = f", {m['swaps']} swaps ({m['swaps_refused']} refused)" if m["swaps"] or m["swaps_refused"] else ""
             print(f"  model {m['name']}: {m['live_workers']} live workers, queue {m['queue_length']}, "
-                  f"{m['requests']} requests, {m['errors']} errors, {m['dead_letters']} dead letters")
+                  f"{m['requests']} requests, {m['errors']} errors, {m['dead_letters']} dead letters{versions}{swaps}")
     return 0 if running else EXIT_NOT_RUNNING
+
+
+def _redis_url_with_password(config: ServingConfig) -> str:
+    """The deployment's Redis URL with its password in it, for the registry's notifications."""
+    url, password = config.redis.effective_url, config.redis.password
+    if not password or "@" in url.split("//", 1)[-1]:
+        return url
+    scheme, rest = url.split("//", 1)
+    return f"{scheme}//:{urllib.parse.quote(password, safe='')}@{rest}"
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Move the alias the model follows back to its previous version; the workers swap to it."""
+    from zoo.serving.follow import is_registry_uri, open_registry, parse_model_uri
+
+    config = load_config(pathlib.Path(args.config))
+    model = config.model(args.model)
+    if not is_registry_uri(model.path):
+        raise ServingConfigError(f"Model {model.name!r} is served from the file {model.path}, not from the registry, "
+                                 f"so it has no alias to roll back. Serve it as models:/NAME@champion to follow an "
+                                 f"alias.")
+    name, alias, _ = parse_model_uri(model.path)
+    if alias is None:
+        raise ServingConfigError(f"Model {model.name!r} is pinned to one version ({model.path}); there is no alias to "
+                                 f"roll back. Change `path` in {args.config} to the version to serve.")
+    from zoo.registry import RegistryError
+
+    registry = open_registry(model, redis_url=_redis_url_with_password(config))
+    try:
+        version = registry.rollback(name, alias=alias)
+    except RegistryError as exc:
+        raise ServingConfigError(f"Cannot roll back {name}@{alias}: {exc}") from exc
+    print(f"{name}@{alias} now names version {version}; the workers of model {model.name!r} swap to it.")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo-serving", description="Zoo Cluster Serving over Redis Streams.")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (("init", "write a config.yaml template"), ("start", "start a deployment"),
-                           ("stop", "stop a deployment"), ("status", "show a deployment")):
+                           ("stop", "stop a deployment"), ("status", "show a deployment"),
+                           ("rollback", "move a followed registry alias back to its previous version")):
         command = commands.add_parser(name, help=helptext)
         command.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="path of config.yaml")
         if name == "init":
@@ -337,13 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="seconds to wait before killing")
         if name == "status":
             command.add_argument("--json", action="store_true", help="print JSON")
+        if name == "rollback":
+            command.add_argument("--model", default=None,
+                                 help="model name in config.yaml (default: the first); its path is models:/NAME@ALIAS")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zoo-serving`` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"init": cmd_init, "start": cmd_start, "stop": cmd_stop, "status": cmd_status}
+    handlers = {"init": cmd_init, "start": cmd_start, "stop": cmd_stop, "status": cmd_status, "rollback": cmd_rollback}
     try:
         return handlers[args.command](args)
     except (ServingConfigError, RuntimeError) as exc:

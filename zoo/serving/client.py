@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 import urllib.error
 import urllib.request
 import uuid
@@ -35,6 +36,7 @@ from zoo.serving import defaults as D
 from zoo.serving import endpoint
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, call_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, ResultTimeoutError
+from zoo.serving.quality import feedback_entry, write_feedback
 
 
 def encode_request(inputs: dict[str, Any]) -> bytes:
@@ -60,12 +62,29 @@ def check_enqueued(model: str, reply: list, requested: int, retry_after_s: int) 
         raise QueueFullError(model, length, retry_after_s, requested, limit)
 
 
-def decode_result(uri: str, payload: bytes) -> Any:
-    """The value of a result payload, or a `PredictionError` instance when the worker failed it."""
+def decode_answer(uri: str, payload: bytes) -> tuple[Any, int | None]:
+    """The value of a result payload (a `PredictionError` instance when the worker failed it) and
+    the model version that answered (None for a model file, or a failure)."""
     result = codec.decode(payload)
     if D.RESULT_ERROR in result:
-        return PredictionError(uri, result[D.RESULT_ERROR])
-    return result[D.RESULT_OK]
+        return PredictionError(uri, result[D.RESULT_ERROR]), None
+    return result[D.RESULT_OK], result.get(D.RESULT_VERSION)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A result with what produced it (``with_version=True`` of `InputQueue.predict` and
+    `OutputQueue.query`).
+
+    Attributes:
+        value: the prediction, as `InputQueue.predict` returns it.
+        version: the registry version of the model that answered; None for a model file.
+        uri: the request's id (what `InputQueue.feedback` names).
+    """
+
+    value: Any
+    version: int | None
+    uri: str
 
 
 _UNSET = object()
@@ -181,7 +200,7 @@ class InputQueue(_Queue):
                            deadline)
         check_enqueued(self.name, reply, len(requests), D.DEFAULT_RETRY_AFTER_S)
 
-    def predict(self, inputs: Any, timeout: float = D.DEFAULT_TIMEOUT_S) -> Any:
+    def predict(self, inputs: Any, timeout: float = D.DEFAULT_TIMEOUT_S, *, with_version: bool = False) -> Any:
         """Send one request and wait for its result (synchronous).
 
         Args:
@@ -189,6 +208,8 @@ class InputQueue(_Queue):
                 string ``{"instances": [{name: nested lists, ...}]}`` (its first instance).
             timeout: seconds to wait; `ResultTimeoutError` after that (or `pending`, for a
                 queue in AZ's form).
+            with_version: return a `Prediction`: the value with the model version that
+                answered and the request's uri (for `feedback`).
 
         Returns:
             The prediction: an array, a list/dict of arrays for multi-output models, or the top-N
@@ -199,7 +220,7 @@ class InputQueue(_Queue):
         if isinstance(inputs, str) and instances_from_json(inputs) is not None:
             inputs = instances_from_json(inputs)
         if self.frontend_url is not None:
-            return self._predict_http(inputs, timeout)
+            return self._predict_http(inputs, timeout, with_version)
         if not isinstance(inputs, dict):
             inputs = {D.DEFAULT_INPUT_NAME: inputs}
         deadline = time.monotonic() + timeout
@@ -217,13 +238,30 @@ class InputQueue(_Queue):
             self._redis.delete(key)
         except UNAVAILABLE:
             pass  # the result expires with its TTL
-        value = decode_result(uri, payload)
+        value, version = decode_answer(uri, payload)
         if isinstance(value, PredictionError):
             raise value
-        return value
+        return Prediction(value, version, uri) if with_version else value
 
+    def feedback(self, uri: str, label: Any, features: Any = None) -> None:
+        """Send the true ``label`` of answered request ``uri`` (and the ``features`` to train on):
+        an entry of the model's feedback stream (`defaults.feedback_stream`), with the version
+        that answered, which it scores for the live accuracy on ``/metrics``.
 
-    def _predict_http(self, inputs: Any, timeout: float) -> Any:
+        Raises:
+            InputError: no uri, no label, or a label that is not numeric or fits no prediction.
+        """
+        served = self._call(lambda: self._redis.get(D.served_key(self.name, uri))) if isinstance(uri, str) else None
+        fields, increments = feedback_entry(uri, label, features, served)
+
+        def write():
+            pipe = self._redis.pipeline(transaction=True)
+            write_feedback(pipe, self.name, fields, increments)
+            pipe.execute()
+
+        self._call(write)
+
+    def _predict_http(self, inputs: Any, timeout: float, with_version: bool = False) -> Any:
         """`predict` through the HTTP frontend at `frontend_url`."""
         instance = {k: codec.to_json(v) for k, v in inputs.items()} if isinstance(inputs, dict) else codec.to_json(inputs)
         route = f"/models/{self.name}/predict" if self.name else "/predict"
@@ -244,7 +282,10 @@ class InputQueue(_Queue):
             if exc.code in (400, 404, 413):
                 raise InputError(f"The frontend refused the request ({exc.code}): {reason}") from None
             raise PredictionError(route, f"HTTP {exc.code}: {reason}") from None
-        return np.asarray(body["predictions"][0])
+        value = np.asarray(body["predictions"][0])
+        if with_version:
+            return Prediction(value, body.get("versions", [None])[0], body.get("uris", [""])[0])
+        return value
 
 
 def instances_from_json(text: str) -> dict[str, Any] | None:
@@ -301,13 +342,14 @@ class OutputQueue(_Queue):
             self._call(lambda: self._redis.delete(D.result_key(self.name, uri)))
         return value
 
-    def query(self, uri: str, timeout: float = 0) -> Any:
+    def query(self, uri: str, timeout: float = 0, *, with_version: bool = False) -> Any:
         """The result of request ``uri``, or `pending` (None; "[]" in AZ's form) while it is not
         answered yet.
 
         The result stays readable until it expires (``queue.result_ttl_s``) or `dequeue` takes
         it. With ``timeout`` > 0, wait up to that many seconds for it. Raises `PredictionError`
-        when the worker answered with an error.
+        when the worker answered with an error. With ``with_version``, an answer comes as a
+        `Prediction` (value, the model version that answered, uri).
         """
         key = D.result_key(self.name, uri)
         now = time.monotonic()
@@ -317,26 +359,29 @@ class OutputQueue(_Queue):
             payload = self._call(lambda: read_result(self._redis, key, deadline), deadline)
         if payload is None:
             return self.pending
-        value = decode_result(uri, payload)
+        value, version = decode_answer(uri, payload)
         if isinstance(value, PredictionError):
             raise value
-        return value
+        return Prediction(value, version, uri) if with_version else value
 
-    def dequeue(self) -> dict[str, Any]:
-        """Take every available result of the model: ``{uri: value}``, removed from Redis.
+    def dequeue(self, *, with_version: bool = False) -> dict[str, Any]:
+        """Take every available result of the model: ``{uri: value}``, removed from Redis (with
+        ``with_version``, each answer a `Prediction`).
 
         A request the worker failed maps to a `PredictionError` instance (not raised), so one bad
         request does not hide the others.
         """
         results: dict[str, Any] = {}
-        self._call(lambda: self._take_results(results))
+        self._call(lambda: self._take_results(results, with_version))
         return results
 
-    def _take_results(self, results: dict[str, Any]) -> None:
+    def _take_results(self, results: dict[str, Any], with_version: bool) -> None:
         prefix = D.result_key(self.name, "")
         for key in self._redis.scan_iter(match=D.result_pattern(self.name), count=1000):
             payload = self._redis.lpop(key)
             if payload is None:
                 continue
             uri = key.decode()[len(prefix):]
-            results[uri] = decode_result(uri, payload)
+            value, version = decode_answer(uri, payload)
+            answered = with_version and not isinstance(value, PredictionError)
+            results[uri] = Prediction(value, version, uri) if answered else value

@@ -188,6 +188,16 @@ class ModelConfig:
         path: model file or directory, any kind `zoo.inference.InferenceModel.load` reads
             (TorchScript ``.pt``, ONNX ``.onnx``, OpenVINO ``.xml``, Keras ``.keras``): a local path
             or a URL (``s3://``, ``hdfs://``, ...), which each worker fetches into its local cache.
+            Or a registry model: ``models:/name@alias`` (workers follow the alias and swap to each
+            version it names, see `zoo.serving.follow`) or ``models:/name/3`` (one version).
+        registry: MLflow tracking URI of the registry of a ``models:/`` path; None: the default of
+            `zoo.registry.ModelRegistry` (``MLFLOW_TRACKING_URI``, else sqlite under ``ZOO_HOME``).
+        follow_poll_s: seconds between two reads of a followed alias, the fallback for a missed
+            pub/sub notification.
+        feedback_ttl_s: seconds the workers of a registry model keep each answer (version and
+            prediction) for feedback to score it; 0 keeps none (feedback is then stored without
+            its version and scores nothing). Redis holds about requests/s x this x the
+            prediction's size.
         batch_size: records per predict call at most.
         max_batch_wait_ms: how long a worker waits for a batch to fill after its first record.
         workers: worker processes (or Spark tasks) for this model.
@@ -211,13 +221,17 @@ class ModelConfig:
     string_max_length: int | None = None
     top_n: int | None = None
     max_input_elements: int = D.DEFAULT_MAX_INPUT_ELEMENTS
+    registry: str | None = None
+    follow_poll_s: float = D.DEFAULT_FOLLOW_POLL_S
+    feedback_ttl_s: int = D.DEFAULT_FEEDBACK_TTL_S
 
     def __post_init__(self):
         _require(isinstance(self.name, str) and bool(_NAME.match(self.name)),
                  f"Expected a model `name` of 1-64 letters, digits, '_', '.' or '-'. Received name={self.name!r}.")
         _require(isinstance(self.path, str) and bool(self.path),
                  f"Expected `path` of model {self.name!r} as a file path. Received path={self.path!r}.")
-        for key, low in (("batch_size", 1), ("workers", 1), ("threads_per_worker", 1), ("max_input_elements", 1)):
+        for key, low in (("batch_size", 1), ("workers", 1), ("threads_per_worker", 1), ("max_input_elements", 1),
+                         ("feedback_ttl_s", 0)):
             value = getattr(self, key)
             _require(isinstance(value, int) and not isinstance(value, bool) and value >= low,
                      f"Expected `{key}` >= {low} for model {self.name!r}. Received {key}={value!r}.")
@@ -229,6 +243,16 @@ class ModelConfig:
                      f"Expected `{key}` >= 1 or null for model {self.name!r}. Received {key}={value!r}.")
         if isinstance(self.image, dict):
             self.image = _build(ImageConfig, self.image, f"models[{self.name}].image")
+        _require(_number(self.follow_poll_s, 0.01),
+                 f"Expected `follow_poll_s` as seconds >= 0.01 for model {self.name!r}. Received {self.follow_poll_s!r}.")
+        if self.path.startswith("models:/"):
+            from zoo.serving.follow import parse_model_uri
+
+            parse_model_uri(self.path)
+        else:
+            _require(self.registry is None,
+                     f"`registry` of model {self.name!r} is set ({self.registry!r}) but its path {self.path!r} is a "
+                     f"file. Use a registry path such as models:/{self.name}@champion, or remove `registry`.")
 
 
 @dataclass
@@ -407,6 +431,10 @@ models:
     # string_max_length: 128    # strings -> uint8 tensors of this length
     # top_n: 5                  # answer with the 5 best [index, score] pairs
     # max_input_elements: {D.DEFAULT_MAX_INPUT_ELEMENTS}  # largest decoded tensor (sparse tensors' dense shape too)
+    # path: models:/my-model@champion  # a registry model: workers follow the alias, swapping between batches
+    # registry: sqlite:///path/mlflow.db  # its MLflow tracking URI (default: MLFLOW_TRACKING_URI or ~/.zoo)
+    # follow_poll_s: {D.DEFAULT_FOLLOW_POLL_S}       # read the alias this often too (pub/sub notifies at once)
+    # feedback_ttl_s: {D.DEFAULT_FEEDBACK_TTL_S}       # keep each answer this long for feedback to score it (0: none)
 
 redis:
   url: null                     # null: zoo-serving starts a local redis-server on host:port

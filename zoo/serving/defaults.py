@@ -71,6 +71,17 @@ DEFAULT_INPUT_NAME = "input"
 DEFAULT_IMAGE_SCALE = 1.0 / 255.0
 #: Image layout handed to the model: "CHW" (PyTorch) or "HWC" (Keras/TF).
 DEFAULT_IMAGE_LAYOUT = "CHW"
+#: Seconds between two reads of a followed alias (``models:/name@alias``) in the registry: the
+#: fallback for a missed pub/sub notification.
+DEFAULT_FOLLOW_POLL_S = 10.0
+#: Seconds a worker keeps what it answered a request of a registry model (the version and the raw
+#: prediction), so that feedback on the request counts towards that version's live accuracy. Redis
+#: holds about requests/s x this x the encoded prediction's size for it.
+DEFAULT_FEEDBACK_TTL_S = 600
+#: Entries a model's feedback stream keeps; older ones are trimmed.
+DEFAULT_FEEDBACK_MAX_LENGTH = 1_000_000
+#: Seconds between two exports of a worker's drift report (PSI per feature) to Redis.
+DEFAULT_DRIFT_EXPORT_S = 5.0
 #: Upper bounds (seconds) of the end-to-end latency histogram.
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Upper bounds of the batch-size histogram.
@@ -89,6 +100,9 @@ FIELD_ENQUEUED_AT = "t"
 #: Keys of a result envelope: exactly one of them, the prediction or the reason it failed.
 RESULT_OK = "ok"
 RESULT_ERROR = "error"
+#: Key of a result envelope beside ``ok``/``error``: the model version that answered (registry
+#: models only).
+RESULT_VERSION = "version"
 #: Field of a model's info hash that holds its queue limit (read by the enqueue script).
 INFO_MAX_QUEUE_LENGTH = "max_queue_length"
 
@@ -136,3 +150,20 @@ def heartbeat_pattern(model: str) -> str:
 def stop_key(model: str) -> str:
     """Key that, when present, tells every worker of ``model`` to finish its batch and exit."""
     return f"{KEY_PREFIX}:{model}:stop"
+
+
+def feedback_stream(model: str) -> str:
+    """Redis stream of the labelled feedback on the answers of ``model`` (fields ``uri``,
+    ``label``, ``features``, ``version``): what the ``zoo-redis-stream`` source trains from."""
+    return f"{KEY_PREFIX}:{model}:feedback"
+
+
+def served_key(model: str, uri: str) -> str:
+    """Key that keeps, for a while, the version and raw prediction that answered ``uri`` of ``model``."""
+    return f"{KEY_PREFIX}:{model}:served:{uri}"
+
+
+def quality_key(model: str) -> str:
+    """Redis hash of the live quality of ``model`` per version: feedback counts, absolute error
+    sums, correct answers, swaps and the drift (PSI) each worker last reported."""
+    return f"{KEY_PREFIX}:{model}:quality"

@@ -4,8 +4,13 @@ Routes:
 
 - ``POST /predict`` and ``POST /models/{name}/predict``: ``{"instances": [...]}`` -> ``{"predictions": [...]}``.
   ``/predict`` routes to the first model of config.yaml. Each instance is one value or an object of
-  named inputs (see `zoo.serving.codec.value_from_json` for the JSON forms).
-- ``GET /models``: the models, their settings, queue lengths, live workers and dead letters.
+  named inputs (see `zoo.serving.codec.value_from_json` for the JSON forms). The answer also holds
+  ``uris`` (one per instance), ``versions`` (the model version that answered each; null for a
+  model file) and ``version`` (the version when one answered them all, else null).
+- ``POST /feedback`` and ``POST /models/{name}/feedback``: ``{"uri": ..., "label": ..., "features": ...}``, the
+  true label of an answered instance (its uri is in the answer's ``uris``); see `zoo.serving.quality`.
+- ``GET /models``: the models, their settings, queue lengths, live workers, dead letters and the
+  registry versions the live workers serve (``serving_versions``).
 - ``GET /metrics``: Prometheus text.
 - ``GET /health``: 200 when Redis answers, else 503 (never needs the token).
 - ``GET /docs`` and ``GET /openapi.json``: the API description (they need the token when one is set).
@@ -54,16 +59,18 @@ from starlette.background import BackgroundTask
 from zoo.serving import codec
 from zoo.serving import defaults as D
 from zoo.serving import metrics
-from zoo.serving.client import check_enqueued, decode_result, enqueue_args, read_result, waiting
+from zoo.serving.client import check_enqueued, decode_answer, enqueue_args, read_result, waiting
 from zoo.serving.config import ModelConfig, ServingConfig, load_config
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, acall_with_retry, connect
 from zoo.serving.errors import InputError, PredictionError, QueueFullError, RedisUnavailableError
+from zoo.serving.follow import heartbeat_versions
 from zoo.serving.processing import check_input
+from zoo.serving.quality import feedback_entry, write_feedback
 
 logger = logging.getLogger(__name__)
 
 #: Routes the request counters name as they are (the others are counted as the predict route).
-_ROUTES = ("/predict", "/models", "/metrics", "/health", "/docs", "/openapi.json")
+_ROUTES = ("/predict", "/feedback", "/models", "/metrics", "/health", "/docs", "/openapi.json")
 
 
 class HTTPError(Exception):
@@ -185,7 +192,8 @@ def create_app(config: ServingConfig) -> FastAPI:
     @app.exception_handler(HTTPError)
     async def _http_error(request: Request, exc: HTTPError):
         path = request.url.path
-        state["counts"][(path if path in _ROUTES else "/models/{name}/predict", exc.status)] += 1
+        named = "/models/{name}/feedback" if path.endswith("/feedback") else "/models/{name}/predict"
+        state["counts"][(path if path in _ROUTES else named, exc.status)] += 1
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     async def predict(request: Request, name: str, route: str) -> Response:
@@ -211,28 +219,64 @@ def create_app(config: ServingConfig) -> FastAPI:
                         media_type="application/json",
                         background=BackgroundTask(_forget, state["redis"], [D.result_key(name, u) for u in uris]))
 
-    @app.post("/predict")
-    @answered
-    async def predict_default(request: Request):
-        return await predict(request, config.models[0].name, "/predict")
+    def model_routes(action: str, handler) -> None:
+        """``POST /<action>`` (the first model) and ``POST /models/{name}/<action>``, answered by ``handler``."""
 
-    @app.post("/models/{name}/predict")
-    @answered
-    async def predict_named(request: Request, name: str):
-        return await predict(request, name, "/models/{name}/predict")
+        @app.post(f"/{action}", name=f"{action}_default")
+        @answered
+        async def first_model(request: Request):
+            return await handler(request, config.models[0].name, f"/{action}")
+
+        @app.post(f"/models/{{name}}/{action}", name=f"{action}_named")
+        @answered
+        async def named_model(request: Request, name: str):
+            return await handler(request, name, f"/models/{{name}}/{action}")
+
+    model_routes("predict", predict)
+
+    async def feedback(request: Request, name: str, route: str) -> Response:
+        check_token(request)
+        if name not in models:
+            raise HTTPError(404, f"No model named {name!r}. Served models: {sorted(models)}.")
+        body = await _read_body(request, config.http.max_request_bytes)
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            document = None
+        if not isinstance(document, dict) or "uri" not in document or "label" not in document:
+            raise HTTPError(400, 'Expected a JSON object {"uri": "<uri of an answer>", "label": ..., "features": ...} '
+                                 f'(features optional). Received {body[:200]!r}.')
+        uri = document["uri"]
+        served = await redis_call(lambda: state["redis"].get(D.served_key(name, uri))) if isinstance(uri, str) else None
+        try:
+            fields, increments = feedback_entry(uri, document["label"], document.get("features"), served)
+        except InputError as exc:
+            raise HTTPError(400, str(exc)) from None
+
+        async def write():
+            pipe = state["redis"].pipeline(transaction=True)
+            write_feedback(pipe, name, fields, increments)
+            await pipe.execute()
+
+        await redis_call(write)
+        state["counts"][(route, 200)] += 1
+        return JSONResponse({"uri": uri, "version": int(fields["version"]) if "version" in fields else None})
+
+    model_routes("feedback", feedback)
 
     @app.get("/models")
     @answered
     async def list_models(request: Request):
         check_token(request)
         lengths, alive, dead = await redis_call(lambda: _queue_state(state["redis"], list(models)))
+        versions = await redis_call(lambda: _served_versions(state["redis"], list(models)))
         listed = []
         for name, model in models.items():
             listed.append({
                 "name": name, "path": model.path, "batch_size": model.batch_size,
                 "max_batch_wait_ms": model.max_batch_wait_ms, "workers": model.workers,
                 "live_workers": alive[name], "queue_length": lengths[name], "dead_letters": dead[name],
-                "top_n": model.top_n, "predict": f"/models/{name}/predict",
+                "top_n": model.top_n, "predict": f"/models/{name}/predict", "serving_versions": versions[name],
             })
         state["counts"][("/models", 200)] += 1
         return JSONResponse({"models": listed, "default": config.models[0].name})
@@ -246,12 +290,14 @@ def create_app(config: ServingConfig) -> FastAPI:
             pipe = state["redis"].pipeline(transaction=False)
             for name in models:
                 pipe.hgetall(D.metrics_key(name))
-            raw = dict(zip(models, await pipe.execute()))
-            return raw, await _queue_state(state["redis"], list(models))
+                pipe.hgetall(D.quality_key(name))
+            replies = await pipe.execute()
+            raw, quality = dict(zip(models, replies[0::2])), dict(zip(models, replies[1::2]))
+            return raw, quality, await _queue_state(state["redis"], list(models))
 
-        raw, (lengths, alive, _) = await redis_call(read)
+        raw, quality, (lengths, alive, _) = await redis_call(read)
         state["counts"][("/metrics", 200)] += 1
-        text = metrics.render(raw, lengths, alive, dict(state["counts"]))
+        text = metrics.render(raw, lengths, alive, dict(state["counts"]), quality)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/health")
@@ -284,10 +330,13 @@ def create_app(config: ServingConfig) -> FastAPI:
 
 
 def _answer(requests: list[tuple[str, bytes]], results: dict[str, bytes]) -> dict[str, Any]:
-    """The JSON body for the results of one request's instances (strict JSON: no NaN)."""
-    predictions, errors, warnings = [], [], []
+    """The JSON body for the results of one request's instances (strict JSON: no NaN): the
+    predictions, the uri of each instance (what ``POST /feedback`` names) and the model version
+    that answered each (``versions``; ``version`` when one version answered them all)."""
+    predictions, errors, warnings, versions = [], [], [], []
     for index, (uri, _) in enumerate(requests):
-        value = decode_result(uri, results[uri])
+        value, version = decode_answer(uri, results[uri])
+        versions.append(version)
         if isinstance(value, PredictionError):
             predictions.append(None)
             errors.append({"index": index, "error": value.reason})
@@ -298,7 +347,9 @@ def _answer(requests: list[tuple[str, bytes]], results: dict[str, bytes]) -> dic
             plural = non_finite > 1
             warnings.append({"index": index, "warning": f"{non_finite} non-finite value{'s' if plural else ''} "
                                                         f"(NaN or Infinity) {'are' if plural else 'is'} sent as null"})
-    body: dict[str, Any] = {"predictions": predictions}
+    answered = {v for v in versions if v is not None}
+    body: dict[str, Any] = {"predictions": predictions, "version": answered.pop() if len(answered) == 1 else None,
+                            "versions": versions, "uris": [uri for uri, _ in requests]}
     if errors:
         body["errors"] = errors
     if warnings:
@@ -343,6 +394,15 @@ async def _queue_state(client: Any, names: list[str]) -> tuple[dict[str, int], d
     for name in names:
         alive[name] = len([key async for key in client.scan_iter(match=D.heartbeat_pattern(name), count=1000)])
     return lengths, alive, dead
+
+
+async def _served_versions(client: Any, names: list[str]) -> dict[str, list[int]]:
+    """The registry versions the live workers of each model serve (from their heartbeats)."""
+    served = {}
+    for name in names:
+        keys = [key async for key in client.scan_iter(match=D.heartbeat_pattern(name), count=1000)]
+        served[name] = heartbeat_versions(await client.mget(keys) if keys else [])
+    return served
 
 
 def serve(config: ServingConfig, host: str | None = None, port: int | None = None) -> None:

@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.parser import text_string_to_metric_families
 
 from zoo.serving import defaults as D
+from zoo.serving.quality import families
 
 REQUESTS = "requests_total"
 ERRORS = "errors_total"
@@ -24,6 +25,8 @@ BATCHES = "batch_size_count"
 BATCH_SUM = "batch_size_sum"
 LATENCY_COUNT = "latency_seconds_count"
 LATENCY_SUM = "latency_seconds_sum"
+SWAPS = "swaps_total"
+SWAPS_REFUSED = "swaps_refused_total"
 
 
 def _bucket_field(name: str, le: float | str) -> str:
@@ -59,6 +62,11 @@ def record_dead_letters(pipe: Any, model: str, count: int) -> None:
         pipe.hincrby(D.metrics_key(model), DEAD_LETTERS, count)
 
 
+def record_swap(client: Any, model: str, refused: bool) -> None:
+    """Count one version swap of a worker of ``model``, or one refused before the swap."""
+    client.hincrby(D.metrics_key(model), SWAPS_REFUSED if refused else SWAPS, 1)
+
+
 def _number(raw: dict, field: str) -> float:
     return float(raw.get(field.encode(), raw.get(field, 0)))
 
@@ -67,8 +75,9 @@ class _Deployment:
     """A Prometheus collector over the numbers `render` was given (read from Redis per scrape)."""
 
     def __init__(self, per_model: dict[str, dict], queue_lengths: dict[str, int], workers: dict[str, int],
-                 http_counts: dict[tuple[str, int], int]):
+                 http_counts: dict[tuple[str, int], int], quality: dict[str, dict]):
         self.per_model, self.queue_lengths, self.workers, self.http_counts = per_model, queue_lengths, workers, http_counts
+        self.quality = quality
 
     def collect(self):
         """The metric families of the deployment."""
@@ -77,6 +86,9 @@ class _Deployment:
             ("zoo_serving_errors", ERRORS, "Requests answered with an error."),
             ("zoo_serving_dead_letters", DEAD_LETTERS,
              "Requests moved to the dead-letter stream after their workers died max_deliveries times."),
+            ("zoo_serving_swaps", SWAPS, "Model versions the workers swapped to (registry models)."),
+            ("zoo_serving_swaps_refused", SWAPS_REFUSED,
+             "Model versions refused before the swap (load failed, files missing, other input signature)."),
         ):
             family = CounterMetricFamily(name, help_text, labels=["model"])
             for model, raw in self.per_model.items():
@@ -104,10 +116,11 @@ class _Deployment:
         for (route, code), count in sorted(self.http_counts.items()):
             family.add_metric([route, str(code)], count)
         yield family
+        yield from families(self.quality)
 
 
 def render(per_model: dict[str, dict], queue_lengths: dict[str, int], workers: dict[str, int],
-           http_counts: dict[tuple[str, int], int]) -> str:
+           http_counts: dict[tuple[str, int], int], quality: dict[str, dict] | None = None) -> str:
     """Prometheus text exposition of the deployment.
 
     Args:
@@ -115,9 +128,11 @@ def render(per_model: dict[str, dict], queue_lengths: dict[str, int], workers: d
         queue_lengths: model name -> entries waiting in its stream.
         workers: model name -> live workers (fresh heartbeats).
         http_counts: ``(route, status code)`` -> requests the frontend answered.
+        quality: model name -> the HGETALL of its quality hash (live accuracy, drift; see
+            `zoo.serving.quality`).
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Deployment(per_model, queue_lengths, workers, http_counts))
+    registry.register(_Deployment(per_model, queue_lengths, workers, http_counts, quality or {}))
     return generate_latest(registry).decode()
 
 

@@ -13,6 +13,10 @@ times goes to the model's dead-letter stream with an error result, so a request 
 workers takes down at most ``max_deliveries`` of them and never the requests that shared its
 batch. After losing Redis the worker first finishes the entries it still holds (at-least-once).
 
+A model ``path: models:/name@alias`` is served from the registry: a follow thread loads each
+version the alias names, and the worker swaps to it between two batches (`zoo.serving.follow`);
+each result then carries the version that produced it.
+
 Run one with ``python -m zoo.serving.worker --config config.yaml --model NAME``; `zoo-serving start`
 starts ``workers`` of them per model, and `zoo.serving.spark` runs the same loop in Spark tasks.
 """
@@ -20,6 +24,7 @@ starts ``workers`` of them per model, and `zoo.serving.spark` runs the same loop
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -39,7 +44,9 @@ from zoo.serving import defaults as D
 from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig, load_config
 from zoo.serving.connection import UNAVAILABLE, connect_config, publish_info
 from zoo.serving.errors import ServingConfigError
+from zoo.serving.follow import AliasFollower, ServedVersion, is_registry_uri, open_registry, resolve
 from zoo.serving.metrics import record_batch, record_dead_letters
+from zoo.serving.quality import DriftExport, observe_drift, remember_answers
 from zoo.serving.processing import to_model_inputs, top_n
 
 logger = logging.getLogger(__name__)
@@ -72,14 +79,18 @@ return renewed
 
 def check_model_paths(models: list[ModelConfig], where: str = "config.yaml") -> None:
     """Raise unless the model file of every model exists (local paths and URLs, through
-    `zoo.storage`).
+    `zoo.storage`), and every registry model (``models:/...``) resolves to a version whose files exist.
 
     Raises:
         ServingConfigError: naming the missing paths, or why a URL could not be read (a missing
-            package such as s3fs, missing S3 credentials, an unreachable endpoint).
+            package such as s3fs, missing S3 credentials, an unreachable endpoint), or why the
+            registry could not resolve a model.
     """
     missing = []
     for model in models:
+        if is_registry_uri(model.path):
+            resolve(open_registry(model), model)
+            continue
         try:
             if not storage.exists(model.path):
                 missing.append(model.path)
@@ -89,9 +100,9 @@ def check_model_paths(models: list[ModelConfig], where: str = "config.yaml") -> 
         raise ServingConfigError(f"Model file(s) {missing} do not exist. Fix `path` in {where}.")
 
 
-def load_model(model: ModelConfig) -> Any:
-    """The `zoo.inference.InferenceModel` for ``model.path`` (any kind it detects; a URL is
-    fetched into the local cache first), limited to ``model.threads_per_worker`` intra-op threads."""
+def load_model(model: ModelConfig, path: str | None = None) -> Any:
+    """The `zoo.inference.InferenceModel` for ``path`` (default ``model.path``; any kind it detects,
+    a URL is fetched into the local cache first), limited to ``model.threads_per_worker`` intra-op threads."""
     try:
         from zoo.inference import InferenceModel
         from zoo.inference.detect import ONNX, OPENVINO, detect_format, local_model
@@ -100,6 +111,13 @@ def load_model(model: ModelConfig) -> Any:
             f"Cluster Serving needs zoo.inference to load models ({exc}). Install Zoo with the "
             f"`inference` extra: pip install 'spark-zoo[inference,serving]'."
         ) from exc
+    if path is not None:
+        model = dataclasses.replace(model, path=path, registry=None)
+    elif is_registry_uri(model.path):
+        raise ServingConfigError(
+            f"Model {model.name!r} is served from the registry ({model.path}): a ServingWorker resolves and follows "
+            f"it (local worker processes and Spark jobs do). The Flink engine serves model files only; set `path` to "
+            f"a file, or start the deployment without --engine flink.")
     check_model_paths([model])
     _limit_threads(model.threads_per_worker)
     local = local_model(model.path)
@@ -151,6 +169,8 @@ class _Record:
     signature: tuple = field(default=())
     dead_letter: str | None = None
     deliveries: int = 1
+    version: int | None = None
+    output: Any = None
 
 
 class _Lease:
@@ -202,15 +222,22 @@ class ServingWorker:
         client: a synchronous `redis.Redis` (see `zoo.serving.connection.connect`).
         consumer: this worker's consumer name in the group (default ``host-pid-thread``).
         inference_model: an already loaded `InferenceModel`; loaded from ``model.path`` when ``None``.
+        registry: the `zoo.registry.ModelRegistry` of a ``models:/`` path; opened from
+            ``model.registry`` when ``None``.
     """
 
     def __init__(self, model: ModelConfig, queue: QueueConfig, client: redis.Redis, consumer: str | None = None,
-                 inference_model: Any = None):
+                 inference_model: Any = None, registry: Any = None):
         self.model = model
         self.queue = queue
         self.redis = client
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 100000}"
         self.inference_model = inference_model
+        self.served = ServedVersion(None, inference_model)
+        self.registry = registry
+        self._follower: AliasFollower | None = None
+        self._last_input: Any = None
+        self._drift = DriftExport(client, model.name, self.consumer)
         self.stream = D.stream_key(model.name)
         self.answered = 0
         self._stop = threading.Event()
@@ -234,13 +261,45 @@ class ServingWorker:
         owns_model = self.inference_model is None
         try:
             if owns_model:
-                self.inference_model = load_model(self.model)
+                self._load()
             self.start()
             while not self._stop.is_set():
                 self._stop.wait(self.turn())
         finally:
             self._teardown(owns_model)
         return self.answered
+
+    def _load(self) -> None:
+        """Load the model file, or resolve the registry model, load its version and follow its alias."""
+        if not is_registry_uri(self.model.path):
+            self.served = ServedVersion(None, load_model(self.model))
+        else:
+            registry = self.registry if self.registry is not None else open_registry(self.model)
+            self._follower = AliasFollower(self.model, registry, self.redis, self._load_warm, self.consumer)
+            self.served = self._follower.start()
+        self.inference_model = self.served.model
+
+    def _load_warm(self, path: str) -> Any:
+        """Load a version's file, and run it once on the inputs of the last batch served (in the
+        follow thread, before the swap): runtimes that optimise on their first calls (TorchScript's
+        profiling executor) do so before the version answers requests, and a version that fails
+        on real inputs is refused."""
+        loaded = load_model(self.model, path)
+        sample = self._last_input
+        if sample is not None:
+            loaded.predict(sample)
+        return loaded
+
+    def _swap(self) -> None:
+        """Between two batches: switch to the version the follower loaded, if any, and free the old one."""
+        successor = self._follower.take() if self._follower is not None else None
+        if successor is None:
+            return
+        previous, self.served = self.served, successor
+        self.inference_model = successor.model
+        self._next_heartbeat = self._next_stop_check = 0.0  # the heartbeat names the version served
+        self._drift.export(previous, force=True)
+        previous.release()
 
     def start(self) -> None:
         """Join the consumer group, publish the model's info and start leasing held entries:
@@ -273,9 +332,11 @@ class ServingWorker:
         return self._backoff
 
     def _step(self) -> None:
-        """One turn of the loop: heartbeat, then entries held from before, a reclaimed entry, or a
-        fresh batch."""
+        """One turn of the loop: swap to a newly loaded version (between two batches), heartbeat
+        (naming the version), then entries held from before, a reclaimed entry, or a fresh batch."""
+        self._swap()
         self._heartbeat()
+        self._drift.export(self.served)
         if self._resume is not None:
             held = self._held_from_before()
             if held:
@@ -309,7 +370,7 @@ class ServingWorker:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + D.DEFAULT_HEARTBEAT_TTL_S / 3
             info = json.dumps({"consumer": self.consumer, "pid": os.getpid(), "host": socket.gethostname(),
-                               "answered": self.answered, "time": time.time()})
+                               "answered": self.answered, "time": time.time(), "version": self.served.version})
             pipe.set(D.heartbeat_key(self.model.name, self.consumer), info, ex=D.DEFAULT_HEARTBEAT_TTL_S)
         if pipe.execute()[0]:
             logger.info("worker %s found the stop key of model %r", self.consumer, self.model.name)
@@ -318,6 +379,8 @@ class ServingWorker:
     def _teardown(self, owns_model: bool) -> None:
         if self._lease is not None:
             self._lease.close()
+        if self._follower is not None:
+            self._follower.close()
         try:
             self.redis.delete(D.heartbeat_key(self.model.name, self.consumer))
             pending = self.redis.xpending_range(self.stream, D.CONSUMER_GROUP, "-", "+", 1, consumername=self.consumer)
@@ -325,8 +388,8 @@ class ServingWorker:
                 self.redis.xgroup_delconsumer(self.stream, D.CONSUMER_GROUP, self.consumer)
         except redis.RedisError as exc:
             logger.warning("worker %s could not clean up in Redis: %s", self.consumer, exc)
-        if owns_model and self.inference_model is not None and hasattr(self.inference_model, "release"):
-            self.inference_model.release()
+        if owns_model and self.inference_model is not None:
+            self.served.release()
 
     # ---- read ----------------------------------------------------------------------------------
 
@@ -415,8 +478,10 @@ class ServingWorker:
         for record in records:
             if record.result is None:
                 groups.setdefault(record.signature, []).append(record)
+        served = self.served
         for group in groups.values():
-            self._predict(group)
+            observe_drift(served.drift, [record.inputs for record in group])
+            self._predict(group, served)
         self._write(records)
 
     def _decode(self, entry_id: bytes, fields: dict) -> _Record:
@@ -456,28 +521,34 @@ class ServingWorker:
                                         f"dead-letter stream {D.dead_letter_key(self.model.name)} (id "
                                         f"{entry_id.decode()})."})
 
-    def _predict(self, group: list[_Record]) -> None:
+    def _predict(self, group: list[_Record], served: ServedVersion) -> None:
         """Predict records of one input signature together; on failure, one by one to isolate the bad ones."""
         try:
-            outputs = self._predict_batch(group)
+            outputs = self._predict_batch(group, served.model)
         except Exception as exc:
             if len(group) == 1:
                 group[0].result = {D.RESULT_ERROR: f"Prediction failed: {_error_text(exc)}"}
                 return
             for record in group:
-                self._predict([record])
+                self._predict([record], served)
             return
         for record, output in zip(group, outputs):
             try:
                 record.result = {D.RESULT_OK: top_n(output, self.model.top_n) if self.model.top_n else output}
             except Exception as exc:
                 record.result = {D.RESULT_ERROR: f"Postprocessing failed: {_error_text(exc)}"}
+                continue
+            record.output = output
+            if served.version is not None:
+                record.version = record.result[D.RESULT_VERSION] = served.version
 
-    def _predict_batch(self, group: list[_Record]) -> list[Any]:
+    def _predict_batch(self, group: list[_Record], model: Any) -> list[Any]:
         names = list(group[0].inputs)
         batches = {name: np.stack([record.inputs[name] for record in group]) for name in names}
         model_input = batches[names[0]] if len(names) == 1 else batches
-        return _split(self.inference_model.predict(model_input), len(group))
+        outputs = _split(model.predict(model_input), len(group))
+        self._last_input = model_input
+        return outputs
 
     # ---- write ---------------------------------------------------------------------------------
 
@@ -511,6 +582,9 @@ class ServingWorker:
             pipe.xadd(D.dead_letter_key(self.model.name),
                       {**kept, "id": record.entry_id, "reason": record.dead_letter, "deliveries": record.deliveries,
                        "dead_lettered_at": repr(now)}, maxlen=D.DEFAULT_DEAD_LETTER_MAX_LENGTH, approximate=True)
+        if self.model.feedback_ttl_s:
+            remember_answers(pipe, self.model.name, [(r.uri, r.version, r.output) for r in records if r.version is not None],
+                             self.model.feedback_ttl_s)
         record_batch(pipe, self.model.name, len(records), errors, latencies)
         record_dead_letters(pipe, self.model.name, len(dead))
         ids = [record.entry_id for record in records]
