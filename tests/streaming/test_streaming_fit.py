@@ -96,7 +96,8 @@ def test_a_replayed_micro_batch_already_in_the_state_is_skipped(spark, tmp_path,
         write_batch_file(folder, i)
     run_to_end(spark, folder, checkpoint)
     # What a crash right after our commit and before Spark's leaves: Spark replays micro-batch 1.
-    os.remove(checkpoint / "query" / "commits" / "1")
+    for name in ("1", ".1.crc"):
+        os.remove(checkpoint / "query" / "commits" / name)
     for i in range(2, 4):
         write_batch_file(folder, i)
     second = run_to_end(spark, folder, checkpoint)
@@ -109,15 +110,15 @@ def test_a_micro_batch_trained_but_not_committed_is_trained_again_from_the_commi
     folder, checkpoint = tmp_path / "files", tmp_path / "state"
     folder.mkdir()
     write_batch_file(folder, 0)
-    run_to_end(spark, folder, checkpoint)
+    failing = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint))
+    failing.processAllAvailable()
     # The commit of micro-batch 1 fails after its training wrote a checkpoint: a file stands where
     # the commit records go.
     commits = checkpoint / "commits"
     shutil.move(commits, tmp_path / "commits-aside")
     commits.write_text("not a folder")
     write_batch_file(folder, 1)
-    failing = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="commits"):
         failing.processAllAvailable()
     assert len(os.listdir(checkpoint / "state")) == 2  # micro-batch 0's and the uncommitted one of 1
     commits.unlink()
@@ -132,9 +133,10 @@ def test_a_micro_batch_trained_but_not_committed_is_trained_again_from_the_commi
 class Versions:
     """A publisher that numbers versions 1, 2, ... and remembers what it was given."""
 
-    def __init__(self, fail=False):
+    def __init__(self, fail=False, wanted=1):
         self.published = []
         self.fail = fail
+        self.wanted = wanted
         self.event = threading.Event()
 
     def __call__(self, model, *, metrics, offsets, parent, reference):
@@ -142,7 +144,8 @@ class Versions:
             raise ConnectionError("registry at http://127.0.0.1:1 refused the connection")
         self.published.append({"weights": [p.detach().clone() for p in model.model.parameters()],
                                "metrics": metrics, "offsets": offsets, "parent": parent})
-        self.event.set()
+        if len(self.published) >= self.wanted:
+            self.event.set()
         return len(self.published)
 
 
@@ -252,15 +255,15 @@ def test_a_classifier_trains_on_the_rate_source_and_publishes_every_n_seconds(sp
                     (F.col("x") > 0).cast("double").alias("label")))
     torch.manual_seed(0)
     classifier = NNClassifier(model=torch.nn.Linear(2, 2), criterion=torch.nn.CrossEntropyLoss(), batchSize=16,
-                              learningRate=0.5).setShowProgress(False)
-    versions = Versions()
+                              learningRate=0.5, maxEpoch=3).setShowProgress(False)
+    versions = Versions(wanted=3)
     handle = classifier.fitStream(rate, checkpoint_location=str(tmp_path / "state"), publisher=versions,
                                   publish_every_seconds=0.001)
     try:
         assert versions.event.wait(timeout=120), handle.exception()
     finally:
         handle.stop()
-    assert handle.latestVersion() >= 1
+    assert handle.latestVersion() >= 3
     model = handle.latestModel()
     assert type(model).__name__ == "NNClassifierModel"
     test = spark.createDataFrame([([-0.4, 1.0], 0.0), ([0.4, 1.0], 1.0)], SCHEMA)
