@@ -1,8 +1,10 @@
-"""Shared fixtures: one local[2] SparkSession for the whole run, and a real S3-compatible server
-(moto in server mode on a loopback port) with a fresh bucket per test."""
+"""Shared fixtures: one local[2] SparkSession for the whole run, a real redis-server on a free
+loopback port, and a real S3-compatible server (moto in server mode on a loopback port) with a
+fresh bucket per test."""
 
 import os
 import pathlib
+import shutil
 import sys
 import uuid
 from dataclasses import dataclass
@@ -23,6 +25,29 @@ def spark():
     session = init_spark("local[2]", conf={"spark.sql.shuffle.partitions": "4"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One redis-server on 127.0.0.1 for the session (each test using `redis_client` flushes it)."""
+    pytest.importorskip("redis", reason="Redis tests need redis-py: pip install 'spark-zoo[serving]'")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server")
+    from zoo.serving.redis_server import RedisServer
+
+    server = RedisServer(host="127.0.0.1").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    """A client of `redis_server`, on an empty database (flushed before and after the test)."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.flushall()
+    client.close()
 
 
 def frame_from_arrays(spark, features: np.ndarray, labels: np.ndarray, partitions: int | None = None):

@@ -1,5 +1,6 @@
-"""Fixtures of the Cluster Serving tests: a real redis-server on a free loopback port, small torch
-models saved as TorchScript, worker threads and an HTTP frontend on loopback."""
+"""Fixtures of the Cluster Serving tests: small torch models saved as TorchScript, worker threads
+and an HTTP frontend on loopback (the real redis-server, `redis_server` and `redis_client`, is
+in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -38,27 +39,6 @@ def make_certificates(folder):
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
         "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
     return str(folder / "ca.crt"), str(folder / "server.crt"), str(folder / "server.key")
-
-
-@pytest.fixture(scope="session")
-def redis_server():
-    """One redis-server for the session (each test flushes it)."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: apt-get install redis-server")
-    from zoo.serving.redis_server import RedisServer
-
-    server = RedisServer(host=LOOPBACK).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_client(redis_server):
-    client = redis_server.client()
-    client.flushall()
-    yield client
-    client.flushall()
-    client.close()
 
 
 class TinyCNN(torch.nn.Module):
