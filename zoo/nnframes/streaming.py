@@ -35,7 +35,7 @@ from zoo.engine.config import CheckpointConfig
 from zoo.engine.launcher import run_fit
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import MaxEpoch
-from zoo.errors import ZooRuntimeError, ZooTypeError, ZooValueError, check_positive_int
+from zoo.errors import SchemaDriftError, ZooRuntimeError, ZooTypeError, ZooValueError, check_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ COMMIT_PREFIX = "batch-"
 KEEP_COMMITS = 5
 #: Rows of the publishing micro-batch a FeatureReference (drift baseline) is built from.
 REFERENCE_ROWS = 10_000
-
-
-class SchemaDriftError(ZooValueError):
-    """A stream's columns no longer match what the model was trained on (type or array length)."""
 
 
 class PublishError(ZooRuntimeError):
