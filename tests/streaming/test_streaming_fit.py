@@ -6,53 +6,15 @@ import shutil
 import threading
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from zoo.nnframes import NNClassifier, NNEstimator
-from zoo.nnframes.streaming import PublishError, SchemaDriftError
-
-SCHEMA = "features array<double>, label double"
-ROWS_PER_FILE = 64
-TRUE_WEIGHTS = np.array([2.0, -3.0])
-
-
-def write_batch_file(folder, index: int, width: int = 2) -> None:
-    """Micro-batch file `index` (one per trigger): a linear target of `width` features. Files get
-    increasing modification times, the order the file source reads them in."""
-    rng = np.random.default_rng(index)
-    x = rng.normal(size=(ROWS_PER_FILE, width))
-    y = x[:, :2] @ TRUE_WEIGHTS + 0.5
-    path = os.path.join(folder, f"part-{index:03d}.parquet")
-    pd.DataFrame({"features": list(x), "label": y}).to_parquet(path)
-    os.utime(path, (1_700_000_000 + index, 1_700_000_000 + index))
-
-
-def file_stream(spark, folder, schema=SCHEMA):
-    return spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(str(folder))
-
-
-def regressor():
-    torch.manual_seed(0)
-    return NNEstimator(model=torch.nn.Linear(2, 1), criterion=torch.nn.MSELoss(), batchSize=16,
-                       optimMethod=torch.optim.Adam, learningRate=0.3, maxEpoch=2,
-                       shuffle=False).setShowProgress(False)
-
-
-def weights(handle) -> np.ndarray:
-    model = handle.latestModel().model
-    return torch.cat([p.detach().flatten() for p in model.parameters()]).numpy()
-
-
-def run_to_end(spark, folder, checkpoint, **options):
-    handle = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint), **options)
-    try:
-        handle.processAllAvailable()
-    finally:
-        handle.stop()
-    return handle
-
+from tests.streaming.conftest import (
+    ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, file_stream, regressor, run_to_end, weights, write_batch_file,
+)
+from zoo.errors import SchemaDriftError
+from zoo.nnframes import NNClassifier
+from zoo.nnframes.streaming import PublishError
 
 @pytest.fixture(scope="module")
 def uninterrupted(spark, tmp_path_factory):

@@ -1,0 +1,80 @@
+"""fitStream publishing to a real MLflow registry (sqlite) behind the evaluation gate, and a Keras
+model trained across a restart."""
+
+import numpy as np
+import pytest
+
+from tests.streaming.conftest import ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, run_to_end, write_batch_file
+
+pytest.importorskip("mlflow", reason="Publishing tests need MLflow: pip install 'spark-zoo[registry]'")
+
+from tests.registry.conftest import registry, tracking_uri  # noqa: E402,F401 - the registry's fixtures
+from zoo.nnframes.streaming import Gate  # noqa: E402
+
+
+@pytest.fixture
+def heldout(spark):
+    rng = np.random.default_rng(99)
+    x = rng.normal(size=(64, 2))
+    return spark.createDataFrame([(list(map(float, r)), float(r @ TRUE_WEIGHTS + 0.5)) for r in x], SCHEMA)
+
+
+@pytest.mark.slow
+def test_versions_are_registered_with_offsets_parent_metrics_and_gated_on_held_out_rows(
+        spark, tmp_path, registry, heldout):  # noqa: F811
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(4):
+        write_batch_file(folder, i)
+    handle = run_to_end(spark, folder, tmp_path / "state", registry=registry, model_name="stream-net",
+                        publish_every_batches=2, gate=Gate(heldout, "mse", tolerance=0.0))
+    assert handle.latestVersion() == 2
+    one, two = registry.versions("stream-net")
+    assert (one.offsets["batch_id"], two.offsets["batch_id"]) == (1, 3)
+    assert two.offsets["sources"] == [{"logOffset": 3}]
+    assert (one.parent, two.parent) == (None, 1)
+    assert two.metrics["rows"] == 4 * ROWS_PER_FILE
+    # Two more micro-batches of the same target: the held-out error falls, so the gate accepts version 2.
+    assert two.metrics["heldout_mse"] < one.metrics["heldout_mse"]
+    assert registry.champion("stream-net") == 2
+    assert two.gate_metric == pytest.approx(two.metrics["heldout_mse"])
+    resolved = registry.resolve("models:/stream-net@champion")
+    assert resolved.reference is not None and "features[0]" in resolved.reference.features
+
+
+def test_a_version_worse_than_the_champion_is_rejected_and_the_champion_stays(spark, tmp_path, registry, heldout):  # noqa: F811
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(2):
+        write_batch_file(folder, i)
+    # A higher-is-better metric that the better model scores lower on: the second version regresses.
+    handle = run_to_end(spark, folder, tmp_path / "state", registry=registry, model_name="stream-gated",
+                        publish_every_batches=1, gate=Gate(heldout, "mse", higher_is_better=True))
+    assert handle.latestVersion() == 2
+    one, two = registry.versions("stream-gated")
+    assert registry.champion("stream-gated") == 1
+    assert two.status == "rejected" and "tolerance" in two.rejected_reason
+
+
+@pytest.mark.slow
+def test_a_keras_model_trains_across_a_restart(spark, tmp_path):
+    keras = pytest.importorskip("keras", reason="Keras tests need the tf extra: pip install 'spark-zoo[tf]'")
+    from zoo.nnframes import NNEstimator
+
+    def estimator():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        return NNEstimator(model=model, criterion="mse", batchSize=16, learningRate=0.3, maxEpoch=2,
+                           optimMethod=keras.optimizers.Adam, shuffle=False).setShowProgress(False)
+
+    folder, checkpoint = tmp_path / "files", tmp_path / "state"
+    folder.mkdir()
+    write_batch_file(folder, 0)
+    first = run_to_end(spark, folder, checkpoint, estimator())
+    after_one = first.latestModel().model.get_weights()[0].ravel().copy()
+    for i in range(1, 4):
+        write_batch_file(folder, i)
+    second = run_to_end(spark, folder, checkpoint, estimator())
+    assert [h.batch_id for h in second.history] == [1, 2, 3]
+    final = second.latestModel().model.get_weights()[0].ravel()
+    assert np.linalg.norm(final - TRUE_WEIGHTS) < np.linalg.norm(after_one - TRUE_WEIGHTS)
