@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -14,9 +17,10 @@ from zoo.inference import InferenceModel
 from zoo.monitoring.drift import FeatureReference, psi
 from zoo.nnframes import NNModel
 from zoo.registry import ModelRegistry, RegistryError, alias_channel
-from zoo.errors import ZooValueError
+from zoo.errors import ZooTypeError, ZooValueError
+from tests.conftest import subprocess_env
 
-from .conftest import linear_net, torch_outputs
+from .conftest import linear_net, torch, torch_outputs
 
 
 @pytest.fixture
@@ -185,7 +189,17 @@ def test_bad_publish_arguments_fail_before_anything_is_stored(registry, publishe
         registry.publish(name, NNModel(linear_net()), offsets={"a": object()})
     with pytest.raises(RegistryError, match="no version 8"):
         registry.publish(name, NNModel(linear_net()), parent=8)
+    with pytest.raises(ZooTypeError, match="Expected an NNModel"):
+        registry.publish(name, linear_net())
     assert [v.version for v in registry.versions(name)] == [1, 2, 3]
+    # Nothing is created for a model that cannot be saved, not even the registered model.
+    unsaved = f"{name}-unsaved"
+    with pytest.raises(ZooValueError, match="does not exist"):
+        registry.publish(unsaved, "/no/such/model.onnx")
+    with pytest.raises(ZooValueError, match="Pass input_example="):
+        registry.publish(unsaved, NNModel(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))))
+    with pytest.raises(RegistryError, match=f"no registered model '{unsaved}'"):
+        registry.versions(unsaved)
 
 
 def test_the_default_registry_lives_under_zoo_home(tmp_path, monkeypatch, name, spark):
@@ -196,3 +210,28 @@ def test_the_default_registry_lives_under_zoo_home(tmp_path, monkeypatch, name, 
     version = registry.publish(name, NNModel(linear_net()))
     path = registry.resolve(f"models:/{name}/{version}").path
     assert path.startswith(str(tmp_path / "home" / "mlartifacts")) and path.endswith("model.pt")
+
+
+def test_normal_use_prints_nothing(tmp_path):
+    """A new registry (MLflow creates its tables), a publish, a gate and a resolve, in a fresh
+    process: MLflow's INFO lines and warnings stay out of the user's console."""
+    onnx = pytest.importorskip("onnx", reason="the ONNX model needs the inference extra: pip install 'spark-zoo[inference]'")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "double",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "double.onnx"))
+    script = textwrap.dedent(f"""
+        from zoo.registry import ModelRegistry
+        registry = ModelRegistry("sqlite:///{tmp_path}/mlflow.db")
+        version = registry.publish("double", "{tmp_path}/double.onnx", metrics={{"loss": 1.0}})
+        registry.gate("double", version, metric=1.0, higher_is_better=False)
+        print(registry.resolve("models:/double@champion").version)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("1\n", "")

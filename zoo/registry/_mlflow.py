@@ -25,6 +25,8 @@ def quiet() -> None:
     global _quieted
     if _quieted:
         return
+    import mlflow  # noqa: F401 - importing it configures its loggers, so set their levels after
+
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     # MLflow's own banners ("Successfully registered model", "Created version") are printed via

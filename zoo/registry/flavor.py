@@ -115,33 +115,47 @@ def log_model(model: Any, name: str, *, input_example: Any = None, reference: An
                      registered_model_name=registered_model_name, **kwargs)
 
 
-def _save_files(model: Any, data: str, input_example: Any) -> dict:
-    """Write the serving file (and the stage of an NNModel) under ``data``; the flavor's conf."""
+def check_model(model: Any) -> None:
+    """Raise unless :func:`save_model` can save ``model`` (checked before any work is done).
+
+    Raises:
+        ZooTypeError: ``model`` is neither an NNModel nor a path.
+        ZooValueError: the NNModel has no model, no SparkSession runs, or the path is not a
+            model file.
+    """
     from zoo.nnframes import NNModel
 
+    if isinstance(model, (str, os.PathLike)):
+        _check_model_file(os.fspath(model))
+    elif isinstance(model, NNModel):
+        from pyspark import SparkContext
+
+        if model.model is None:
+            raise ZooValueError("This NNModel has no model to save. Fit it (or pass model=) first.")
+        if SparkContext._active_spark_context is None:
+            raise ZooValueError("Saving an NNModel writes its Spark ML stage, which needs a running SparkSession. "
+                                "Start one first (zoo.init_spark), or save an exported model file instead.")
+    else:
+        raise ZooTypeError(f"Expected an NNModel, NNClassifierModel, or the path of a model file "
+                           f"(.onnx, .xml, .pt, .pt2, .keras). Received: {type(model).__module__}.{type(model).__name__}.")
+
+
+def _save_files(model: Any, data: str, input_example: Any) -> dict:
+    """Write the serving file (and the stage of an NNModel) under ``data``; the flavor's conf."""
+    check_model(model)
     serving = os.path.join(data, SERVING_DIR)
     if isinstance(model, (str, os.PathLike)):
-        source = _check_model_file(os.fspath(model))
+        source = os.fspath(model)
         file_name = os.path.basename(source)
         shutil.copy2(source, os.path.join(serving, file_name))
         if file_name.endswith(".xml"):  # OpenVINO keeps its weights beside the .xml
             shutil.copy2(source[: -len(".xml")] + ".bin", os.path.join(serving, file_name[: -len(".xml")] + ".bin"))
         conf = {"kind": KIND_FILE, "stage_class": None, "framework": None}
-    elif isinstance(model, NNModel):
-        if model.model is None:
-            raise ZooValueError("This NNModel has no model to save. Fit it (or pass model=) first.")
-        from pyspark import SparkContext
-
-        if SparkContext._active_spark_context is None:
-            raise ZooValueError("Saving an NNModel writes its Spark ML stage, which needs a running SparkSession. "
-                                "Start one first (zoo.init_spark), or save an exported model file instead.")
+    else:
         framework, file_name, input_example = _write_serving_file(model, serving, input_example)
         model.write().save(os.path.join(data, SPARK_MODEL_DIR))
         conf = {"kind": KIND_NNMODEL, "stage_class": f"{type(model).__module__}.{type(model).__name__}",
                 "framework": framework}
-    else:
-        raise ZooTypeError(f"Expected an NNModel, NNClassifierModel, or the path of a model file "
-                           f"(.onnx, .xml, .pt, .pt2, .keras). Received: {type(model).__module__}.{type(model).__name__}.")
     conf["serving_file"] = f"{SERVING_DIR}/{file_name}"
     conf["signature"] = signature_of(os.path.join(serving, file_name), input_example)
     return conf
@@ -169,7 +183,7 @@ def _write_serving_file(model: Any, serving: str, input_example: Any) -> tuple[s
         return "keras", "model.keras", input_example
     import torch
 
-    arrays = example_arrays(model, input_example)
+    arrays = _example_arrays(model, input_example)
     module = model.model
     was_training = module.training
     module.eval()
@@ -185,7 +199,7 @@ def _write_serving_file(model: Any, serving: str, input_example: Any) -> tuple[s
     return "torch", "model.pt", arrays
 
 
-def example_arrays(model: Any, input_example: Any = None) -> list[np.ndarray]:
+def _example_arrays(model: Any, input_example: Any = None) -> list[np.ndarray]:
     """Inputs of one sample for an NNModel: ``input_example`` when given, else zeros of the shape
     its sized feature preprocessing (``SeqToTensor``) or its first layer (``in_features``) declares.
 

@@ -154,9 +154,11 @@ class ModelRegistry:
             the new version number.
 
         Raises:
-            ZooValueError: a metric is not a finite number, offsets are not JSON, or the parent
-                is not a version of ``name``.
-            RegistryError: the registry failed to store the version.
+            ZooTypeError, ZooValueError: ``model`` cannot be saved (see
+                `zoo.registry.flavor.check_model`), a metric is not a finite number, or the
+                offsets are not JSON; checked before anything is stored.
+            RegistryError: the parent is not a version of ``name``, or the registry failed to
+                store the version.
         """
         _check_name(name)
         metrics = _check_metrics(metrics)
@@ -165,25 +167,28 @@ class ModelRegistry:
         except (TypeError, ValueError) as exc:
             raise ZooValueError(f"Expected `offsets` to be JSON-serialisable (dict of str/int). "
                                 f"Received: {offsets!r} ({exc}).") from exc
+        flavor.check_model(model)
         if parent is not None:
             self._version(name, _check_version(parent, "parent"))
-        self._ensure_model(name)
-        run_id = self._client.create_run(self._experiment_id(), run_name=f"{name}-publish").info.run_id
-        try:
-            if metrics:
-                from mlflow.entities import Metric
+        with tempfile.TemporaryDirectory(prefix="zoo-publish-") as tmp:
+            # Saved before the registry is touched: a model that cannot be saved leaves nothing behind.
+            local = os.path.join(tmp, "model")
+            flavor.save_model(model, local, input_example=input_example, reference=reference)
+            signature = flavor.flavor_conf(local)["signature"]
+            self._ensure_model(name)
+            run_id = self._call(lambda: self._client.create_run(self._experiment_id(), run_name=f"{name}-publish"),
+                                f"start a run for {name!r}").info.run_id
+            try:
+                if metrics:
+                    from mlflow.entities import Metric
 
-                now = _now_ms()
-                self._client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-            with tempfile.TemporaryDirectory(prefix="zoo-publish-") as tmp:
-                local = os.path.join(tmp, "model")
-                flavor.save_model(model, local, input_example=input_example, reference=reference)
-                signature = flavor.flavor_conf(local)["signature"]
+                    now = _now_ms()
+                    self._client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
                 self._client.log_artifacts(run_id, local, "model")
-            self._client.set_terminated(run_id)
-        except BaseException:
-            self._client.set_terminated(run_id, status="FAILED")
-            raise
+                self._client.set_terminated(run_id)
+            except BaseException:
+                self._client.set_terminated(run_id, status="FAILED")
+                raise
         tags = {D.TAG_STATUS: D.STATUS_CANDIDATE, D.TAG_OFFSETS: offsets_json,
                 D.TAG_PARENT: "" if parent is None else str(parent), D.TAG_SIGNATURE: json.dumps(signature),
                 **{D.TAG_METRIC_PREFIX + k: repr(v) for k, v in metrics.items()}}
