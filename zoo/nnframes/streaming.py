@@ -37,6 +37,8 @@ from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import MaxEpoch
 from zoo.errors import SchemaDriftError, ZooRuntimeError, ZooTypeError, ZooValueError, check_positive_int
 
+__all__ = ["fit_stream", "StreamingFit", "BatchRecord", "Gate", "RegistryPublisher", "PublishPolicy", "PublishError"]
+
 logger = logging.getLogger(__name__)
 
 QUERY_DIR, STATE_DIR, COMMITS_DIR = "query", "state", "commits"
