@@ -292,17 +292,18 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         model.fit_profile = result.profile
         return model
 
-    def fitStream(self, stream_df, *, checkpoint_location: str, **options):
-        """Train on a Structured Streaming DataFrame, micro-batch after micro-batch, continuing from
-        the previous state; returns a `zoo.nnframes.streaming.StreamingFit` handle. See
-        `zoo.nnframes.streaming.fit_stream` for the options (registry, publish triggers, gate...)."""
+    def fitStream(self, stream_df, *, checkpoint_location: str, registry=None, model_name: str | None = None,
+                  publish_every_batches: int | None = None, publish_every_seconds: float | None = None,
+                  publish_on_metric=None, gate=None, trigger=None, initial_model=None, publisher=None):
+        """Train on a Structured Streaming DataFrame, micro-batch after micro-batch, each continuing
+        from the previous state; returns a `zoo.nnframes.streaming.StreamingFit` handle. The options
+        are `zoo.nnframes.streaming.fit_stream`'s; see docs/online-learning.md."""
         from zoo.nnframes.streaming import fit_stream
 
-        return fit_stream(self, stream_df, checkpoint_location=checkpoint_location, **options)
-
-    def _create_model(self, trained, feature_steps, output):
-        model = NNModel(model=trained, feature_preprocessing=feature_steps)
-        return self._copyValues(model)
+        return fit_stream(self, stream_df, checkpoint_location=checkpoint_location, registry=registry,
+                          model_name=model_name, publish_every_batches=publish_every_batches,
+                          publish_every_seconds=publish_every_seconds, publish_on_metric=publish_on_metric,
+                          gate=gate, trigger=trigger, initial_model=initial_model, publisher=publisher)
 
 
 class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
