@@ -247,9 +247,12 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
                                      feature_preprocessing=feature_steps, label_preprocessing=label_step)
         return FitColumns(feature_cols, label_col, kinds, label_kind, feature_steps, label_step)
 
-    def _check_data(self, df, columns: "FitColumns") -> dict:
-        """One pass over `df` (rows, nulls, NaN/Inf, array lengths); raises on bad data. Returns the summary."""
+    def _check_data(self, df, columns: "FitColumns", allow_empty: bool = False) -> dict:
+        """One pass over `df` (rows, nulls, NaN/Inf, array lengths); raises on bad data. Returns the
+        summary (with `allow_empty`, also for an empty `df`, unchecked: ``summary["rows"] == 0``)."""
         summary = input_checks.data_summary(df, columns.label_col, columns.label_kind, columns.feature_kinds)
+        if allow_empty and summary["rows"] == 0:
+            return summary
         input_checks.check_summary(summary, columns.label_col, dict(zip(columns.feature_cols, columns.feature_steps)),
                                    columns.feature_kinds)
         return summary
@@ -304,6 +307,10 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
                           model_name=model_name, publish_every_batches=publish_every_batches,
                           publish_every_seconds=publish_every_seconds, publish_on_metric=publish_on_metric,
                           gate=gate, trigger=trigger, initial_model=initial_model, publisher=publisher)
+
+    def _create_model(self, trained, feature_steps, output):
+        model = NNModel(model=trained, feature_preprocessing=feature_steps)
+        return self._copyValues(model)
 
 
 class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):

@@ -316,9 +316,9 @@ class StreamTrainer:
 
     def _train_persisted(self, batch_df, batch_id: int, started: float) -> None:
         estimator, columns = self.estimator, self.columns
-        if batch_df.isEmpty():
+        summary = estimator._check_data(batch_df, columns, allow_empty=True)
+        if summary["rows"] == 0:
             return
-        summary = estimator._check_data(batch_df, columns)
         check_lengths(self.lengths, summary, columns.feature_cols, batch_id)
         frame = columns.select(batch_df)
         if not self.checked_model:
