@@ -25,6 +25,15 @@ def write_batch_file(folder, index: int, width: int = 2) -> None:
     os.utime(path, (1_700_000_000 + index, 1_700_000_000 + index))
 
 
+def batch_files(tmp_path, count: int):
+    """A folder `files` under `tmp_path` holding micro-batch files 0..count-1."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for i in range(count):
+        write_batch_file(folder, i)
+    return folder
+
+
 def file_stream(spark, folder, schema=SCHEMA):
     """A streaming DataFrame over the parquet files in `folder`, one file per micro-batch."""
     return spark.readStream.schema(schema).option("maxFilesPerTrigger", 1).parquet(str(folder))

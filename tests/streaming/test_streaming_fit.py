@@ -10,18 +10,16 @@ import pytest
 import torch
 
 from tests.streaming.conftest import (
-    ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, file_stream, regressor, run_to_end, weights, write_batch_file,
+    ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, batch_files, file_stream, regressor, run_to_end, weights, write_batch_file,
 )
-from zoo.errors import SchemaDriftError
+from zoo.errors import SchemaDriftError, WorkerError
 from zoo.nnframes import NNClassifier
 from zoo.nnframes.streaming import PublishError
 
 @pytest.fixture(scope="module")
 def uninterrupted(spark, tmp_path_factory):
     """Weights after one query trains on files 0..3, one micro-batch each."""
-    folder = tmp_path_factory.mktemp("all-files")
-    for i in range(4):
-        write_batch_file(folder, i)
+    folder = batch_files(tmp_path_factory.mktemp("all-files"), 4)
     handle = run_to_end(spark, folder, tmp_path_factory.mktemp("uninterrupted"))
     assert [h.batch_id for h in handle.history] == [0, 1, 2, 3]
     assert [h.rows for h in handle.history] == [ROWS_PER_FILE] * 4
@@ -37,10 +35,7 @@ def test_micro_batches_continue_training_and_learn(uninterrupted):
 
 
 def test_stop_and_restart_trains_like_one_uninterrupted_query(spark, tmp_path, uninterrupted):
-    folder, checkpoint = tmp_path / "files", tmp_path / "state"
-    folder.mkdir()
-    for i in range(2):
-        write_batch_file(folder, i)
+    folder, checkpoint = batch_files(tmp_path, 2), tmp_path / "state"
     first = run_to_end(spark, folder, checkpoint)
     assert [h.batch_id for h in first.history] == [0, 1]
     for i in range(2, 4):
@@ -52,10 +47,7 @@ def test_stop_and_restart_trains_like_one_uninterrupted_query(spark, tmp_path, u
 
 
 def test_a_replayed_micro_batch_already_in_the_state_is_skipped(spark, tmp_path, uninterrupted):
-    folder, checkpoint = tmp_path / "files", tmp_path / "state"
-    folder.mkdir()
-    for i in range(2):
-        write_batch_file(folder, i)
+    folder, checkpoint = batch_files(tmp_path, 2), tmp_path / "state"
     run_to_end(spark, folder, checkpoint)
     # What a crash right after our commit and before Spark's leaves: Spark replays micro-batch 1.
     for name in ("1", ".1.crc"):
@@ -69,9 +61,7 @@ def test_a_replayed_micro_batch_already_in_the_state_is_skipped(spark, tmp_path,
 
 def test_a_micro_batch_trained_but_not_committed_is_trained_again_from_the_committed_state(
         spark, tmp_path, uninterrupted):
-    folder, checkpoint = tmp_path / "files", tmp_path / "state"
-    folder.mkdir()
-    write_batch_file(folder, 0)
+    folder, checkpoint = batch_files(tmp_path, 1), tmp_path / "state"
     failing = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint))
     failing.processAllAvailable()
     # The commit of micro-batch 1 fails after its training wrote a checkpoint: a file stands where
@@ -90,6 +80,32 @@ def test_a_micro_batch_trained_but_not_committed_is_trained_again_from_the_commi
     second = run_to_end(spark, folder, checkpoint)
     assert [h.batch_id for h in second.history] == [1, 2, 3]
     np.testing.assert_allclose(weights(second), uninterrupted[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_stream_restarts_to_the_weights_of_an_uninterrupted_run(spark, tmp_path, uninterrupted):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, subprocess_env
+
+    folder, checkpoint = batch_files(tmp_path, 4), tmp_path / "state"
+    child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "streaming" / "stream_job.py"), str(folder),
+                              str(checkpoint)], env=subprocess_env(), stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        for line in child.stdout:
+            if line.strip() == "committed 1":
+                break
+        # Killed with micro-batch 2 under way: between its training, its checkpoint and its commit.
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    restarted = run_to_end(spark, folder, checkpoint)
+    assert [h.batch_id for h in restarted.history][-1] == 3
+    np.testing.assert_allclose(weights(restarted), uninterrupted[0], rtol=0, atol=1e-6)
 
 
 class Versions:
@@ -112,10 +128,7 @@ class Versions:
 
 
 def test_publish_every_n_micro_batches_records_offsets_metrics_and_parent(spark, tmp_path):
-    folder = tmp_path / "files"
-    folder.mkdir()
-    for i in range(4):
-        write_batch_file(folder, i)
+    folder = batch_files(tmp_path, 4)
     versions = Versions()
     handle = run_to_end(spark, folder, tmp_path / "state", publisher=versions, publish_every_batches=2)
     assert [v["offsets"]["batch_id"] for v in versions.published] == [1, 3]
@@ -131,10 +144,7 @@ def test_publish_every_n_micro_batches_records_offsets_metrics_and_parent(spark,
 
 
 def test_publish_on_a_metric_of_the_history(spark, tmp_path):
-    folder = tmp_path / "files"
-    folder.mkdir()
-    for i in range(4):
-        write_batch_file(folder, i)
+    folder = batch_files(tmp_path, 4)
     versions = Versions()
     threshold = {}
 
@@ -150,9 +160,7 @@ def test_publish_on_a_metric_of_the_history(spark, tmp_path):
 
 
 def test_an_unreachable_publisher_stops_the_stream_and_keeps_the_trained_state(spark, tmp_path):
-    folder, checkpoint = tmp_path / "files", tmp_path / "state"
-    folder.mkdir()
-    write_batch_file(folder, 0)
+    folder, checkpoint = batch_files(tmp_path, 1), tmp_path / "state"
     handle = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint),
                                    publisher=Versions(fail=True), publish_every_batches=1)
     with pytest.raises(PublishError, match=r"micro-batch 0 failed: ConnectionError: registry at http://127.0.0.1:1"):
@@ -170,31 +178,28 @@ def test_an_unreachable_publisher_stops_the_stream_and_keeps_the_trained_state(s
 
 
 def test_a_stream_whose_types_drift_from_the_state_is_refused_naming_the_column(spark, tmp_path):
-    folder, checkpoint = tmp_path / "files", tmp_path / "state"
-    folder.mkdir()
-    write_batch_file(folder, 0)
+    folder, checkpoint = batch_files(tmp_path, 1), tmp_path / "state"
     run_to_end(spark, folder, checkpoint)
     drifted = file_stream(spark, folder, "features array<double>, label float")
     with pytest.raises(SchemaDriftError, match=r"column `label` has type float, but the model was trained on double"):
         regressor().fitStream(drifted, checkpoint_location=str(checkpoint))
 
 
-def test_a_micro_batch_whose_arrays_change_length_stops_the_stream_with_the_last_good_state(spark, tmp_path):
-    folder = tmp_path / "files"
-    folder.mkdir()
-    write_batch_file(folder, 0)
+def test_a_micro_batch_the_model_cannot_take_stops_the_stream_with_the_last_good_state(spark, tmp_path):
+    folder, checkpoint = batch_files(tmp_path, 1), tmp_path / "state"
     versions = Versions()
-    handle = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(tmp_path / "state"),
+    handle = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint),
                                    publisher=versions, publish_every_batches=1)
     handle.processAllAvailable()
     good = weights(handle)
-    write_batch_file(folder, 1, width=3)
-    with pytest.raises(SchemaDriftError, match=r"column `features` holds arrays of 3..3 elements, but the model "
-                                               r"was trained on arrays of 2"):
+    committed = sorted(os.listdir(checkpoint / "state"))
+    write_batch_file(folder, 1, width=3)  # three features for a model of two inputs
+    with pytest.raises(WorkerError, match=r"mat1 and mat2 shapes cannot be multiplied \(\d+x3 and 2x1\)"):
         handle.processAllAvailable()
-    assert not handle.isActive
+    assert not handle.isActive and isinstance(handle.exception(), WorkerError)
     assert handle.latestVersion() == 1
     np.testing.assert_array_equal(weights(handle), good)
+    assert sorted(os.listdir(checkpoint / "state")) == committed
 
 
 def test_a_static_dataframe_or_a_trigger_without_a_target_is_refused(spark, tmp_path):

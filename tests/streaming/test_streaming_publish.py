@@ -4,7 +4,7 @@ model trained across a restart."""
 import numpy as np
 import pytest
 
-from tests.streaming.conftest import ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, run_to_end, write_batch_file
+from tests.streaming.conftest import ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, batch_files, run_to_end, write_batch_file
 
 pytest.importorskip("mlflow", reason="Publishing tests need MLflow: pip install 'spark-zoo[registry]'")
 
@@ -22,10 +22,7 @@ def heldout(spark):
 @pytest.mark.slow
 def test_versions_are_registered_with_offsets_parent_metrics_and_gated_on_held_out_rows(
         spark, tmp_path, registry, heldout):  # noqa: F811
-    folder = tmp_path / "files"
-    folder.mkdir()
-    for i in range(4):
-        write_batch_file(folder, i)
+    folder = batch_files(tmp_path, 4)
     handle = run_to_end(spark, folder, tmp_path / "state", registry=registry, model_name="stream-net",
                         publish_every_batches=2, gate=Gate(heldout, "mse", tolerance=0.0))
     assert handle.latestVersion() == 2
@@ -43,10 +40,7 @@ def test_versions_are_registered_with_offsets_parent_metrics_and_gated_on_held_o
 
 
 def test_a_version_worse_than_the_champion_is_rejected_and_the_champion_stays(spark, tmp_path, registry, heldout):  # noqa: F811
-    folder = tmp_path / "files"
-    folder.mkdir()
-    for i in range(2):
-        write_batch_file(folder, i)
+    folder = batch_files(tmp_path, 2)
     # A higher-is-better metric that the better model scores lower on: the second version regresses.
     handle = run_to_end(spark, folder, tmp_path / "state", registry=registry, model_name="stream-gated",
                         publish_every_batches=1, gate=Gate(heldout, "mse", higher_is_better=True))
@@ -67,9 +61,7 @@ def test_a_keras_model_trains_across_a_restart(spark, tmp_path):
         return NNEstimator(model=model, criterion="mse", batchSize=16, learningRate=0.3, maxEpoch=2,
                            optimMethod=keras.optimizers.Adam, shuffle=False).setShowProgress(False)
 
-    folder, checkpoint = tmp_path / "files", tmp_path / "state"
-    folder.mkdir()
-    write_batch_file(folder, 0)
+    folder, checkpoint = batch_files(tmp_path, 1), tmp_path / "state"
     first = run_to_end(spark, folder, checkpoint, estimator())
     after_one = first.latestModel().model.get_weights()[0].ravel().copy()
     for i in range(1, 4):

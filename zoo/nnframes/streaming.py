@@ -241,18 +241,6 @@ def check_schema(expected: dict[str, str], received: dict[str, str], where: str)
                 f"{kind}, or start a new fit with another checkpoint_location for the new schema.")
 
 
-def check_lengths(expected: dict[str, int], summary: dict, feature_cols: list[str], batch_id: int) -> None:
-    """Raise SchemaDriftError when an array column's length differs from the micro-batches before."""
-    for i, name in enumerate(feature_cols):
-        want = expected.get(name)
-        low, high = summary.get(f"min_len_{i}"), summary.get(f"max_len_{i}")
-        if want is not None and (low, high) != (want, want):
-            raise SchemaDriftError(
-                f"Micro-batch {batch_id}: column `{name}` holds arrays of {low}..{high} elements, but the model "
-                f"was trained on arrays of {want}. Expected every row to have {want} elements; fix the producer, "
-                f"or start a new fit with another checkpoint_location.")
-
-
 class StreamTrainer:
     """The `foreachBatch` function of a streaming fit: checks, trains and commits each micro-batch."""
 
@@ -271,7 +259,6 @@ class StreamTrainer:
         self.history: list[BatchRecord] = []
         self.error: BaseException | None = None
         self.record = state.recover()
-        self.lengths: dict[str, int] = dict(self.record.get("lengths", {})) if self.record else {}
         self.checked_model = self.record is not None
         self._state_bytes = state.model_state(self.record) if self.record else None
         self._model = None
@@ -308,22 +295,20 @@ class StreamTrainer:
                         batch_id, self.record["batch_id"])
             return
         check_schema(self.expected_schema, schema_of(batch_df, self.columns.names), f"Micro-batch {batch_id}")
-        batch_df = batch_df.persist()
-        try:
-            self._train_persisted(batch_df, batch_id, started)
-        finally:
-            batch_df.unpersist()
-
-    def _train_persisted(self, batch_df, batch_id: int, started: float) -> None:
         estimator, columns = self.estimator, self.columns
-        summary = estimator._check_data(batch_df, columns, allow_empty=True)
-        if summary["rows"] == 0:
-            return
-        check_lengths(self.lengths, summary, columns.feature_cols, batch_id)
         frame = columns.select(batch_df)
         if not self.checked_model:
-            estimator._check_model_on(frame, columns, summary)
-            self.checked_model = True
+            # Once per fit: the data pass and the model's dry run. Later micro-batches get only the
+            # schema check above; a bad one fails in the engine before its update is checkpointed.
+            summary = estimator._check_data(batch_df, columns, allow_empty=True)
+            rows = int(summary["rows"])
+            if rows:
+                estimator._check_model_on(frame, columns, summary)
+                self.checked_model = True
+        else:
+            rows = batch_df.count()
+        if rows == 0:
+            return
         epoch = self.record["epoch"] if self.record else 0
         target = MaxEpoch(epoch + estimator.getMaxEpoch())
         config = dataclasses.replace(self.config, end_trigger=target, run_id=uuid.uuid4().hex,
@@ -333,19 +318,17 @@ class StreamTrainer:
                          estimator.criterion, columns.build(), config, started=started)
         latest = ckpt.latest_checkpoint(self.state.state_dir)
         losses = [h["loss"] for h in result.history if h.get("event") == "step"]
-        entry = BatchRecord(batch_id, int(summary["rows"]), float(sum(losses) / len(losses)) if losses else math.nan,
+        entry = BatchRecord(batch_id, rows, float(sum(losses) / len(losses)) if losses else math.nan,
                             0.0)
         previous = self.record or {}
-        lengths = {c: summary[f"min_len_{i}"] for i, c in enumerate(columns.feature_cols) if f"min_len_{i}" in summary}
         record = {
             "batch_id": batch_id, "checkpoint": storage.basename(latest), "epoch": result.epoch,
             "iteration": result.iteration, "offsets": self.state.batch_offsets(batch_id),
-            "rows": previous.get("rows", 0) + entry.rows, "schema": self.expected_schema, "lengths": lengths,
+            "rows": previous.get("rows", 0) + entry.rows, "schema": self.expected_schema,
             "version": previous.get("version"), "batches_since_publish": previous.get("batches_since_publish", 0) + 1,
         }
         self.state.commit(record)
         self.record, self._state_bytes, self._model = record, result.model_state, None
-        self.lengths = lengths
         entry.seconds = time.time() - started
         self.history.append(entry)
         since = time.time() - self._last_publish_time
