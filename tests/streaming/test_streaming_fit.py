@@ -40,8 +40,10 @@ def test_stop_and_restart_trains_like_one_uninterrupted_query(spark, tmp_path, u
     assert [h.batch_id for h in first.history] == [0, 1]
     for i in range(2, 4):
         write_batch_file(folder, i)
-    # A fresh estimator: weights and optimizer state come from the checkpoint_location.
-    second = run_to_end(spark, folder, checkpoint)
+    # A fresh estimator: weights and optimizer state come from the checkpoint_location, which wins
+    # over an initial_model.
+    torch.manual_seed(7)
+    second = run_to_end(spark, folder, checkpoint, initial_model=torch.nn.Linear(2, 1))
     assert [h.batch_id for h in second.history] == [2, 3]
     np.testing.assert_allclose(weights(second), uninterrupted[0], rtol=0, atol=1e-6)
 
