@@ -142,3 +142,15 @@ def test_a_keras_nnmodel_round_trips_and_runs_as_pyfunc(spark, tmp_path):
                                atol=1e-6)
     loaded = flavor.load_model(str(tmp_path / "keras"))
     np.testing.assert_allclose(predictions(loaded, spark, X), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_openvino_model_travels_with_its_weights(tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO models need the inference extra: pip install 'spark-zoo[inference]'")
+    from zoo.inference import export
+
+    net = linear_net(7)
+    path = export(net, X, str(tmp_path / "net.xml"), format="openvino")
+    flavor.save_model(path, tmp_path / "ov")
+    assert sorted(p.name for p in (tmp_path / "ov" / "zoo" / "serving").iterdir()) == ["net.bin", "net.xml"]
+    np.testing.assert_allclose(mlflow.pyfunc.load_model(str(tmp_path / "ov")).predict(X), torch_outputs(net, X),
+                               rtol=1e-4, atol=1e-5)

@@ -67,6 +67,7 @@ def test_the_gate_accepts_the_first_then_rejects_a_regression_without_moving_the
     assert statuses[2].status == "rejected" and statuses[2].rejected_reason == worse.reason
     assert statuses[1].status == "champion" and statuses[1].aliases == ["champion"]
 
+    assert [m["by"] for m in registry.alias_log(name)] == ["gate"]
     within = registry.gate(name, 3, metric=0.33, higher_is_better=False, tolerance=0.05)
     assert within.accepted and registry.champion(name) == 3
     statuses = {v.version: v for v in registry.versions(name)}
@@ -79,6 +80,15 @@ def test_the_gate_compares_in_the_metrics_direction(registry, published):
     assert not registry.gate(name, 2, metric=0.79, higher_is_better=True, metric_name="accuracy").accepted
     assert registry.gate(name, 3, metric=0.81, higher_is_better=True, metric_name="accuracy").accepted
     assert registry.champion(name) == 3
+
+
+def test_a_champion_never_gated_on_the_metric_is_replaced_by_the_next_gated_version(registry, published):
+    name, _ = published
+    registry.set_alias(name, "champion", 1)  # its training loss (0.9) is not a held-out metric
+    decision = registry.gate(name, 2, metric=5.0, higher_is_better=False)
+    assert decision.accepted and decision.champion_metric is None
+    assert decision.reason == "the champion v1 was never gated on loss (loss=5)"
+    assert not registry.gate(name, 3, metric=5.1, higher_is_better=False).accepted
 
 
 def test_rollback_moves_the_alias_back_through_its_history(registry, published):
@@ -94,6 +104,10 @@ def test_rollback_moves_the_alias_back_through_its_history(registry, published):
     with pytest.raises(RegistryError, match="no other version before"):
         registry.rollback(name)
     assert registry.champion(name) == 1
+    # The log keeps every move, rollbacks included.
+    moves = [(m["from"], m["version"], m["by"]) for m in registry.alias_log(name)]
+    assert moves == [(None, 1, "set_alias"), (1, 2, "set_alias"), (2, 3, "set_alias"), (3, 2, "rollback"),
+                     (2, 1, "rollback")]
 
 
 def test_resolve_gives_a_local_file_inference_model_loads(registry, published):

@@ -8,6 +8,7 @@ import socket
 import warnings
 from urllib.parse import urlparse
 
+from zoo.inference.errors import short
 from zoo.registry.defaults import DEFAULT_ARTIFACTS_DIR
 from zoo.registry.errors import RegistryError
 
@@ -21,7 +22,9 @@ _quieted = False
 
 def quiet() -> None:
     """Keep MLflow's routine messages (migrations, "registered model", deprecation chatter) out
-    of a user's console: WARNING and above still show. Done once per process."""
+    of a user's console: WARNING and above still show. Done once per process; the environment
+    variables it sets (MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR)
+    keep a value the user set."""
     global _quieted
     if _quieted:
         return
@@ -33,6 +36,8 @@ def quiet() -> None:
     # logging too; its UserWarnings about missing signatures or pip requirements do not apply to
     # Zoo's flavor, which records its own signature.
     warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
+    # A tracking server makes every finished run print its URL on stdout; downloads draw a bar.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     _quieted = True
 
@@ -78,9 +83,9 @@ def connect(uri: str):
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_registered_models(max_results=1)
     except Exception as exc:  # noqa: BLE001 - MLflow raises many classes for a bad store
-        raise RegistryError(f"The model registry at {uri!r} cannot be used: {type(exc).__name__}: "
-                            f"{_first_line(exc)}. Check the tracking URI (sqlite:///file.db, http://host:port "
-                            f"of a running `mlflow server`) and that it is reachable.") from exc
+        raise RegistryError(f"The model registry at {uri!r} cannot be used: {short(exc)}. Check the tracking URI "
+                            f"(sqlite:///file.db, http://host:port of a running `mlflow server`) and that it is "
+                            f"reachable.") from exc
     return client
 
 
@@ -92,9 +97,6 @@ def _check_port(uri: str, parsed) -> None:
     except OSError as exc:
         raise RegistryError(f"The model registry at {uri!r} is unreachable: nothing answers on "
                             f"{parsed.hostname}:{port} ({exc.strerror or exc}). Start the tracking server "
-                            f"(`mlflow server --backend-store-uri ...`) or fix tracking_uri / MLFLOW_TRACKING_URI.") from exc
+                            f"(`mlflow server --backend-store-uri ...`) or fix tracking_uri / "
+                            f"MLFLOW_TRACKING_URI.") from exc
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""

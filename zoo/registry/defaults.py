@@ -16,7 +16,7 @@ DEFAULT_ARTIFACTS_DIR = "mlartifacts"
 EXPERIMENT_NAME = "zoo-registry"
 #: The alias the evaluation gate moves.
 CHAMPION = "champion"
-#: Alias moves kept per alias (the rollback history), newest last.
+#: Entries kept per alias in its rollback history and in its log.
 MAX_ALIAS_HISTORY = 100
 
 # Tags of a model version.
@@ -30,8 +30,11 @@ TAG_METRIC_PREFIX = "zoo.metric."
 #: The metric the gate judged the version on, its name and direction.
 TAG_GATE_METRIC = "zoo.gate.metric"
 TAG_GATE_METRIC_NAME = "zoo.gate.metric_name"
-#: Prefix of the registered model's alias history tags: ``zoo.alias_history.champion``.
+#: Prefix of the registered model's alias history tags (the versions rollback steps back
+#: through, newest last): ``zoo.alias_history.champion``.
 TAG_ALIAS_HISTORY_PREFIX = "zoo.alias_history."
+#: Prefix of the registered model's alias log tags (every move, rollbacks included): ``zoo.alias_log.champion``.
+TAG_ALIAS_LOG_PREFIX = "zoo.alias_log."
 
 # Values of TAG_STATUS.
 STATUS_CANDIDATE = "candidate"

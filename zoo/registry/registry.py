@@ -12,8 +12,10 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from zoo.errors import ZooTypeError, ZooValueError
+from zoo.inference.errors import short
 from zoo.registry import _mlflow
 from zoo.registry import defaults as D
 from zoo.registry import flavor
@@ -202,8 +204,8 @@ class ModelRegistry:
              metric_name: str = "loss") -> GateDecision:
         """Judge ``version`` on its held-out ``metric`` against the champion's.
 
-        Accepted when there is no champion yet, when the champion has no ``metric_name`` on
-        record, or when ``metric`` is not worse than the champion's by more than ``tolerance``
+        Accepted when there is no champion yet, when the champion was never gated on
+        ``metric_name`` (e.g. it was set with ``set_alias``), or when ``metric`` is not worse than the champion's by more than ``tolerance``
         (absolute: ``metric <= champion + tolerance`` when lower is better). Then the
         ``champion`` alias moves to it (``zoo.status``: ``champion``; the former champion
         ``retired``). Otherwise the alias stays, and the version gets ``zoo.status``
@@ -226,7 +228,8 @@ class ModelRegistry:
         if champion is None:
             accepted, reason = True, f"first version gated: no champion yet ({metric_name}={metric:g})"
         elif champion_metric is None:
-            accepted, reason = True, f"the champion v{champion} has no {metric_name} on record ({metric_name}={metric:g})"
+            accepted = True
+            reason = f"the champion v{champion} was never gated on {metric_name} ({metric_name}={metric:g})"
         else:
             regression = (champion_metric - metric) if higher_is_better else (metric - champion_metric)
             accepted = regression <= tolerance
@@ -235,7 +238,7 @@ class ModelRegistry:
                       f"({direction} is better): regression {max(regression, 0.0):g} {verdict} tolerance {tolerance:g}")
         self._set_tags(name, version, {D.TAG_GATE_METRIC: repr(metric), D.TAG_GATE_METRIC_NAME: metric_name})
         if accepted:
-            self.set_alias(name, D.CHAMPION, version)
+            self._set_alias(name, D.CHAMPION, version, "gate")
         else:
             self._set_tags(name, version, {D.TAG_STATUS: D.STATUS_REJECTED, D.TAG_REJECTED_REASON: reason})
         return GateDecision(accepted, version, reason, metric, champion_metric)
@@ -249,11 +252,14 @@ class ModelRegistry:
         Raises:
             RegistryError: ``name`` or ``version`` does not exist.
         """
+        self._set_alias(name, alias, version, "set_alias")
+
+    def _set_alias(self, name: str, alias: str, version: int, cause: str) -> None:
         version = _check_version(version, "version")
         _check_name(alias, "alias")
         self._version(name, version)
         history = self._history(name, alias)
-        self._move(name, alias, version, D.STATUS_RETIRED)
+        self._move(name, alias, version, D.STATUS_RETIRED, cause)
         self._save_history(name, alias, history + [version])
 
     def rollback(self, name: str, alias: str = D.CHAMPION) -> int:
@@ -275,9 +281,20 @@ class ModelRegistry:
                 f"(history: {history or 'empty'}). Point it at a version with set_alias(name, alias, version).")
         history.pop()
         target = history[-1]
-        self._move(name, alias, target, D.STATUS_ROLLED_BACK)
+        self._move(name, alias, target, D.STATUS_ROLLED_BACK, "rollback")
         self._save_history(name, alias, history)
         return target
+
+    def alias_log(self, name: str, alias: str = D.CHAMPION) -> list[dict]:
+        """Every move of ``alias`` made through Zoo, oldest first (the last 100): dicts with
+        ``version``, ``from`` (the version it named before, or None), ``by`` (``gate``,
+        ``set_alias`` or ``rollback``) and ``at_ms`` (epoch milliseconds). Rollbacks add to it;
+        nothing is removed.
+
+        Raises:
+            RegistryError: there is no registered model ``name``.
+        """
+        return json.loads(self._model(name).tags.get(D.TAG_ALIAS_LOG_PREFIX + alias, "[]"))
 
     def champion(self, name: str) -> int | None:
         """The version the ``champion`` alias names, or None before any version was accepted.
@@ -341,8 +358,9 @@ class ModelRegistry:
     def _local_files(self, name: str, version: int, source: str) -> str:
         from mlflow.artifacts import download_artifacts
 
-        local = source[len("file://"):] if source.startswith("file://") else source
-        if "://" not in local:
+        scheme = urlparse(source).scheme
+        if scheme in ("", "file"):
+            local = source[len("file://"):] if scheme == "file" else source
             if not os.path.isdir(local):
                 raise self._missing(name, version, source, FileNotFoundError(local))
             return local
@@ -350,11 +368,17 @@ class ModelRegistry:
         cache = os.path.join(D.zoo_home(), "registry-cache", f"{name}-{version}-{key}")
         if os.path.exists(os.path.join(cache, "MLmodel")):
             return cache
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="zoo-resolve-") as tmp:
+            # Downloaded beside the cache (one file system), then renamed into place: a reader
+            # never sees half a version, and of processes resolving it at once one rename wins.
+            with tempfile.TemporaryDirectory(prefix=".download-", dir=os.path.dirname(cache)) as tmp:
                 downloaded = download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri)
-                os.makedirs(os.path.dirname(cache), exist_ok=True)
-                os.replace(downloaded, cache)
+                try:
+                    os.replace(downloaded, cache)
+                except OSError:
+                    if not os.path.exists(os.path.join(cache, "MLmodel")):
+                        raise
         except Exception as exc:  # noqa: BLE001 - MLflow's artifact stores raise many classes
             raise self._missing(name, version, source, exc) from exc
         return cache
@@ -362,7 +386,7 @@ class ModelRegistry:
     def _missing(self, name: str, version: int, source: str, cause: BaseException) -> RegistryError:
         return RegistryError(
             f"The files of version {version} of model {name!r} are missing or unreadable at {source!r} "
-            f"({type(cause).__name__}: {cause}). Publish it again, or point the alias at another version "
+            f"({short(cause)}). Publish it again, or point the alias at another version "
             f"(registry.rollback / set_alias).")
 
     # -------------------------------------------------------------------------------- internals
@@ -372,8 +396,7 @@ class ModelRegistry:
         except RegistryError:
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException and transport errors
-            raise RegistryError(f"Could not {what} in the registry {self.tracking_uri!r}: {type(exc).__name__}: "
-                                f"{_mlflow._first_line(exc)}") from exc
+            raise RegistryError(f"Could not {what} in the registry {self.tracking_uri!r}: {short(exc)}") from exc
 
     def _experiment_id(self) -> str:
         experiment = self._client.get_experiment_by_name(D.EXPERIMENT_NAME)
@@ -419,11 +442,12 @@ class ModelRegistry:
             return None
 
     def _recorded_metric(self, name: str, version: int, metric_name: str) -> float | None:
+        """The held-out metric the gate judged ``version`` on, if it was ``metric_name`` (never a
+        training metric: those are measured on other rows)."""
         tags = self._version(name, version).tags
         if tags.get(D.TAG_GATE_METRIC_NAME) == metric_name and D.TAG_GATE_METRIC in tags:
             return float(tags[D.TAG_GATE_METRIC])
-        recorded = tags.get(D.TAG_METRIC_PREFIX + metric_name)
-        return None if recorded is None else float(recorded)
+        return None
 
     def _set_tags(self, name: str, version: int, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -438,11 +462,15 @@ class ModelRegistry:
         self._call(lambda: self._client.set_registered_model_tag(name, D.TAG_ALIAS_HISTORY_PREFIX + alias, kept),
                    f"record the history of alias {alias!r} of {name!r}")
 
-    def _move(self, name: str, alias: str, version: int, former_status: str) -> None:
-        """Point the alias at ``version``, update statuses (champion only) and notify."""
+    def _move(self, name: str, alias: str, version: int, former_status: str, cause: str) -> None:
+        """Point the alias at ``version``, log the move, update statuses (champion only), notify."""
         former = self._alias_version(name, alias)
         self._call(lambda: self._client.set_registered_model_alias(name, alias, str(version)),
                    f"point alias {alias!r} of {name!r} at version {version}")
+        log = self.alias_log(name, alias) + [{"version": version, "from": former, "by": cause, "at_ms": _now_ms()}]
+        kept = json.dumps(log[-D.MAX_ALIAS_HISTORY:])
+        self._call(lambda: self._client.set_registered_model_tag(name, D.TAG_ALIAS_LOG_PREFIX + alias, kept),
+                   f"log the move of alias {alias!r} of {name!r}")
         if alias == D.CHAMPION:
             if former is not None and former != version:
                 self._set_tags(name, former, {D.TAG_STATUS: former_status})
