@@ -232,7 +232,7 @@ def test_a_classifier_trains_on_the_rate_source_and_publishes_every_n_seconds(sp
         assert versions.event.wait(timeout=120), handle.exception()
     finally:
         handle.stop()
-    assert handle.latestVersion() >= 3
+    assert handle.latestVersion() >= 3 and handle.exception() is None
     model = handle.latestModel()
     assert type(model).__name__ == "NNClassifierModel"
     test = spark.createDataFrame([([-0.4, 1.0], 0.0), ([0.4, 1.0], 1.0)], SCHEMA)

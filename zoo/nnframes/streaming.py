@@ -258,6 +258,7 @@ class StreamTrainer:
         self.expected_schema = expected_schema
         self.history: list[BatchRecord] = []
         self.error: BaseException | None = None
+        self.stopping = False
         self.record = state.recover()
         self.checked_model = self.record is not None
         self._state_bytes = state.model_state(self.record) if self.record else None
@@ -285,7 +286,8 @@ class StreamTrainer:
         try:
             self._train(batch_df, int(batch_id))
         except BaseException as exc:
-            self.error = exc
+            if not self.stopping:  # stop() interrupts the micro-batch under way: not a failure
+                self.error = exc
             raise
 
     def _train(self, batch_df, batch_id: int) -> None:
@@ -429,7 +431,9 @@ class StreamingFit:
         self._reraise(self.query.processAllAvailable)
 
     def stop(self) -> None:
-        """Stop the query; the committed state stays under `checkpoint_location`."""
+        """Stop the query; the committed state stays under `checkpoint_location` (a micro-batch under
+        way is dropped and trained again by the next query)."""
+        self._trainer.stopping = True
         self.query.stop()
 
     @property
