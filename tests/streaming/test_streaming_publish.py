@@ -1,10 +1,12 @@
-"""fitStream publishing to a real MLflow registry (sqlite) behind the evaluation gate, and a Keras
-model trained across a restart."""
+"""fitStream publishing to a real MLflow registry (sqlite, and a tracking server that goes away)
+behind the evaluation gate, and a Keras model trained across a restart."""
 
 import numpy as np
 import pytest
 
-from tests.streaming.conftest import ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, batch_files, run_to_end, write_batch_file
+from tests.streaming.conftest import (
+    ROWS_PER_FILE, SCHEMA, TRUE_WEIGHTS, batch_files, file_stream, regressor, run_to_end, weights, write_batch_file,
+)
 
 pytest.importorskip("mlflow", reason="Publishing tests need MLflow: pip install 'spark-zoo[registry]'")
 
@@ -70,3 +72,45 @@ def test_a_keras_model_trains_across_a_restart(spark, tmp_path):
     assert [h.batch_id for h in second.history] == [1, 2, 3]
     final = second.latestModel().model.get_weights()[0].ravel()
     assert np.linalg.norm(final - TRUE_WEIGHTS) < np.linalg.norm(after_one - TRUE_WEIGHTS)
+
+
+@pytest.mark.slow
+def test_a_registry_that_goes_away_is_named_and_the_trained_state_is_kept(spark, tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import subprocess_env
+    from zoo.devcluster.processes import free_port, kill_groups, wait_for
+    from zoo.nnframes.streaming import PublishError
+    from zoo.registry import ModelRegistry
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of retries
+    uri = f"http://127.0.0.1:{free_port()}"
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    server = subprocess.Popen([mlflow, "server", "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                               "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
+                               "--port", uri.rsplit(":", 1)[1], "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=subprocess_env(),
+                              start_new_session=True)
+    try:
+        wait_for(lambda: urllib.request.urlopen(f"{uri}/health", timeout=5).status == 200, "mlflow server",
+                 procs=[server], timeout_s=180)
+        folder, checkpoint = batch_files(tmp_path, 1), tmp_path / "state"
+        handle = regressor().fitStream(file_stream(spark, folder), checkpoint_location=str(checkpoint),
+                                       registry=ModelRegistry(uri), model_name="net", publish_every_batches=1)
+        handle.processAllAvailable()
+        assert handle.latestVersion() == 1
+    finally:
+        kill_groups([server.pid])
+        server.wait(timeout=30)
+    write_batch_file(folder, 1)
+    with pytest.raises(PublishError, match=rf"after micro-batch 1 failed: RegistryError: .*'{uri}'.*is committed"):
+        handle.processAllAvailable()
+    assert handle.latestVersion() == 1
+    trained = weights(handle)
+    # The state of micro-batch 1 was committed before publishing: a new query starts after it.
+    restarted = run_to_end(spark, folder, checkpoint)
+    assert restarted.history == [] and restarted.latestVersion() == 1
+    np.testing.assert_array_equal(weights(restarted), trained)
