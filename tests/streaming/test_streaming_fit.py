@@ -237,3 +237,22 @@ def test_a_classifier_trains_on_the_rate_source_and_publishes_every_n_seconds(sp
     assert type(model).__name__ == "NNClassifierModel"
     test = spark.createDataFrame([([-0.4, 1.0], 0.0), ([0.4, 1.0], 1.0)], SCHEMA)
     assert [r.prediction for r in model.transform(test).collect()] == [0.0, 1.0]
+
+
+def test_publish_triggers_fire_on_any_of_batches_seconds_or_metric_and_bad_ones_are_named():
+    from zoo.nnframes.streaming import BatchRecord, PublishPolicy
+
+    history = [BatchRecord(0, 64, 1.0, 0.5), BatchRecord(1, 64, 0.2, 0.5)]
+    policy = PublishPolicy(every_batches=3, every_seconds=60.0)
+    assert not policy.due(2, 59.0, history)
+    assert policy.due(3, 0.0, history) and policy.due(1, 60.0, history)
+    on_metric = PublishPolicy(on_metric=lambda h: h[-1].loss < 0.5)
+    assert on_metric.due(1, 0.0, history) and not on_metric.due(1, 0.0, history[:1])
+    assert not PublishPolicy().enabled
+    with pytest.raises(ValueError, match="publish_every_batches"):
+        PublishPolicy(every_batches=0)
+    with pytest.raises(ValueError, match=r"Expected `publish_every_seconds` > 0 \(seconds\). Received: "
+                                         r"publish_every_seconds=-1"):
+        PublishPolicy(every_seconds=-1)
+    with pytest.raises(TypeError, match="publish_on_metric"):
+        PublishPolicy(on_metric=0.5)
