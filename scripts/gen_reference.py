@@ -36,7 +36,7 @@ if _CHECKOUT not in sys.path:
 PUBLIC_MODULES = ("zoo", "zoo.engine", "zoo.nnframes", "zoo.tfpark", "zoo.inference", "zoo.serving", "zoo.flink",
                   "zoo.storage", "zoo.errors", "zoo.dtypes", "zoo.packaging", "zoo.context", "zoo.devcluster",
                   "zoo.orca", "zoo.orca.learn.pytorch", "zoo.orca.learn.tf2", "zoo.registry", "zoo.registry.flavor",
-                  "zoo.monitoring")
+                  "zoo.monitoring", "zoo.nnframes.streaming", "zoo.streaming")
 #: Where the reference is written, relative to the checkout.
 DEFAULT_OUTPUT = os.path.join("docs", "reference.md")
 #: Google-style docstring sections rendered as bullet lists of ``name: text`` entries.

@@ -15,6 +15,11 @@ class NotFittedError(ValueError):
     """A model was used before `fit` produced its weights."""
 
 
+class SchemaDriftError(ZooValueError):
+    """Streamed data no longer matches the schema it was read with or the model was trained on;
+    the message names the column (or field), the expected and the received type."""
+
+
 class ZooRuntimeError(RuntimeError):
     """Something went wrong while Zoo ran a job (not the caller's input); the message says what
     happened and what to change."""

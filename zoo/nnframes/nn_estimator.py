@@ -92,6 +92,36 @@ class ModelRunner:
         return self.adapter.predict(self.model, inputs)
 
 
+@dataclasses.dataclass
+class FitColumns:
+    """What a fit reads: the feature and label columns, their kinds and preprocessing."""
+
+    feature_cols: list[str]
+    label_col: str
+    kinds: list[str]
+    label_kind: str
+    feature_steps: list
+    label_step: object
+
+    @property
+    def names(self) -> list[str]:
+        """Feature columns, then the label column."""
+        return self.feature_cols + [self.label_col]
+
+    @property
+    def feature_kinds(self) -> dict[str, str]:
+        """Each feature column's kind, in order."""
+        return dict(zip(self.feature_cols, self.kinds))
+
+    def select(self, df):
+        """The columns the workers read from `df` (ML Vectors as arrays)."""
+        return df.select(*[model_input_column(c, k) for c, k in zip(self.names, self.kinds + [self.label_kind])])
+
+    def build(self) -> SampleBuilder:
+        """The sample builder the workers run on these columns."""
+        return SampleBuilder(self.feature_steps, self.label_step)
+
+
 class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable, NNReadable):
     """Trains a PyTorch or Keras 3 model on a DataFrame across Spark executors; `fit` returns an NNModel.
 
@@ -197,14 +227,15 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
             tensorboard_dir=self.tensorboard_dir, profile=self.getProfile(), run_id=uuid.uuid4().hex,
         )
 
-    def _fit(self, df):
-        started = time.time()
+    def _check_model(self):
         if self.model is None or self.criterion is None:
             raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
                                 "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
+
+    def _plan_columns(self, df, config: TrainingConfig) -> "FitColumns":
+        """The checks a DataFrame's schema allows (no Spark job): column kinds, preprocessing, and
+        that what goes to the executors pickles. Works on a streaming DataFrame too."""
         adapter = adapter_for(self.model)
-        # Storage first: a bad checkpoint URL fails before the input checks below run Spark jobs.
-        config = storage_preflight(df.sparkSession, self._training_config(df))
         feature_cols, label_col = self.feature_columns(), self.getLabelCol()
         kinds = [column_kind(df, c, "features") for c in feature_cols]
         label_kind = column_kind(df, label_col, "label")
@@ -214,27 +245,48 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         input_checks.check_picklable(model=for_workers(adapter, self.model), criterion=self.criterion,
                                      optimMethod=config.optim_method,
                                      feature_preprocessing=feature_steps, label_preprocessing=label_step)
-        feature_kinds = dict(zip(feature_cols, kinds))
-        summary = input_checks.data_summary(df, label_col, label_kind, feature_kinds)
-        input_checks.check_summary(summary, label_col, dict(zip(feature_cols, feature_steps)), feature_kinds)
-        frame = df.select(*[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])])
-        validation = self.validation
-        if validation is not None:
-            for c in feature_cols + [label_col]:
-                column_kind(validation.data, c, "validation")
-            config.validation = dataclasses.replace(validation, data=validation.data.select(
-                *[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])]))
-        build = SampleBuilder(feature_steps, label_step)
-        output = input_checks.dry_run(frame, feature_cols + [label_col], len(feature_cols), build, adapter,
+        return FitColumns(feature_cols, label_col, kinds, label_kind, feature_steps, label_step)
+
+    def _check_data(self, df, columns: "FitColumns", allow_empty: bool = False) -> dict:
+        """One pass over `df` (rows, nulls, NaN/Inf, array lengths); raises on bad data. Returns the
+        summary (with `allow_empty`, also for an empty `df`, unchecked: ``summary["rows"] == 0``)."""
+        summary = input_checks.data_summary(df, columns.label_col, columns.label_kind, columns.feature_kinds)
+        if allow_empty and summary["rows"] == 0:
+            return summary
+        input_checks.check_summary(summary, columns.label_col, dict(zip(columns.feature_cols, columns.feature_steps)),
+                                   columns.feature_kinds)
+        return summary
+
+    def _check_model_on(self, frame, columns: "FitColumns", summary: dict):
+        """Run the model and criterion on a few rows of `frame` (`columns.select(df)`); returns the output."""
+        adapter = adapter_for(self.model)
+        output = input_checks.dry_run(frame, columns.names, len(columns.feature_cols), columns.build(), adapter,
                                       self.model, self.criterion,
                                       check_output=lambda out: self._check_labels(summary, out))
         # After the dry run, which builds a Keras model that was not built yet.
         input_checks.check_trainable(adapter, self.model)
-        result = run_fit(frame, feature_cols + [label_col], len(feature_cols), for_workers(adapter, self.model),
-                         self.criterion, build, config, started=started)
+        return output
+
+    def _fit(self, df):
+        started = time.time()
+        self._check_model()
+        adapter = adapter_for(self.model)
+        # Storage first: a bad checkpoint URL fails before the input checks below run Spark jobs.
+        config = storage_preflight(df.sparkSession, self._training_config(df))
+        columns = self._plan_columns(df, config)
+        summary = self._check_data(df, columns)
+        frame = columns.select(df)
+        validation = self.validation
+        if validation is not None:
+            for c in columns.names:
+                column_kind(validation.data, c, "validation")
+            config.validation = dataclasses.replace(validation, data=columns.select(validation.data))
+        output = self._check_model_on(frame, columns, summary)
+        result = run_fit(frame, columns.names, len(columns.feature_cols), for_workers(adapter, self.model),
+                         self.criterion, columns.build(), config, started=started)
         trained = copy_model(adapter, self.model)
         adapter.load_state_bytes_into(trained, result.model_state)
-        model = self._create_model(trained, feature_steps, output)
+        model = self._create_model(trained, columns.feature_steps, output)
         model.history = result.history
         model.fit_startup_s = result.startup_s
         model.fit_duration_s = result.duration_s
@@ -242,6 +294,19 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         model.fit_topology = result.topology
         model.fit_profile = result.profile
         return model
+
+    def fitStream(self, stream_df, *, checkpoint_location: str, registry=None, model_name: str | None = None,
+                  publish_every_batches: int | None = None, publish_every_seconds: float | None = None,
+                  publish_on_metric=None, gate=None, trigger=None, initial_model=None, publisher=None):
+        """Train on a Structured Streaming DataFrame, micro-batch after micro-batch, each continuing
+        from the previous state; returns a `zoo.nnframes.streaming.StreamingFit` handle. The options
+        are `zoo.nnframes.streaming.fit_stream`'s; see docs/online-learning.md."""
+        from zoo.nnframes.streaming import fit_stream
+
+        return fit_stream(self, stream_df, checkpoint_location=checkpoint_location, registry=registry,
+                          model_name=model_name, publish_every_batches=publish_every_batches,
+                          publish_every_seconds=publish_every_seconds, publish_on_metric=publish_on_metric,
+                          gate=gate, trigger=trigger, initial_model=initial_model, publisher=publisher)
 
     def _create_model(self, trained, feature_steps, output):
         model = NNModel(model=trained, feature_preprocessing=feature_steps)

@@ -1,0 +1,164 @@
+"""Online learning (issue 19) on local[2]: one table, one row per measurement.
+
+- streaming-fit throughput: `NNEstimator.fitStream` over Spark's file source (one parquet file per
+  micro-batch) against `NNEstimator.fit` on the same files, same model, batch and epochs. Rows/s
+  is end to end: rows over the wall time from the call to the last micro-batch committed (the
+  stream) or to fit's return (the batch fit), so the stream pays its per-micro-batch costs (a
+  barrier stage, the data pass, the checkpoint and commit) and the batch fit its one start-up.
+  Target: stream / batch >= 0.8.
+- freshness (event to a served model that trained on it; target <= 30 s) and swap cost (p99
+  latency during a version swap against steady state; target <= 1.5x): rows of their own,
+  added by `freshness_row` and `swap_cost_row`.
+
+The contenders run interleaved (`--repeats` rounds) and each keeps its best run: this shared
+machine's noise is one-sided.
+
+    .venv/bin/python bench/online_learning.py [--quick] [--rows N] [--batches N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from zoo import init_spark  # noqa: E402
+from zoo.nnframes import NNEstimator  # noqa: E402
+
+FEATURES = 64
+GLOBAL_BATCH = 256
+#: Issue 19's target for streaming-fit throughput against the batch fit.
+TARGET_THROUGHPUT_RATIO = 0.8
+
+
+@dataclass
+class Row:
+    """One line of the table: what was measured, the two numbers compared, their ratio and the target."""
+
+    name: str
+    measured: str
+    baseline: str
+    ratio: float
+    target: str
+    met: bool
+
+
+def write_files(folder: str, rows: int, files: int) -> None:
+    """`rows` samples of a noisy linear target in `files` parquet files, one per micro-batch, in read order."""
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=FEATURES)
+    for i, part in enumerate(np.array_split(np.arange(rows), files)):
+        x = rng.normal(size=(len(part), FEATURES))
+        y = x @ weights + 0.1 * rng.normal(size=len(part))
+        path = os.path.join(folder, f"part-{i:04d}.parquet")
+        pd.DataFrame({"features": list(x), "label": y}).to_parquet(path)
+        os.utime(path, (1_700_000_000 + i, 1_700_000_000 + i))
+
+
+def estimator() -> NNEstimator:
+    """An MLP 64-256-256-1 with Adam: the same for both contenders."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(FEATURES, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                              torch.nn.ReLU(), torch.nn.Linear(256, 1))
+    return NNEstimator(model=net, criterion=torch.nn.MSELoss(), batchSize=GLOBAL_BATCH, maxEpoch=1,
+                       optimMethod=torch.optim.Adam, learningRate=1e-3).setShowProgress(False)
+
+
+def batch_fit_rows_per_second(spark, folder: str, rows: int) -> float:
+    """Rows/s of one `fit` over every file, from the call to its return."""
+    df = spark.read.parquet(folder)
+    started = time.perf_counter()
+    estimator().fit(df)
+    return rows / (time.perf_counter() - started)
+
+
+def stream_fit_rows_per_second(spark, folder: str, rows: int, files: int) -> float:
+    """Rows/s of `fitStream` over the same files (one per micro-batch), from the call to the last commit."""
+    stream = spark.readStream.schema("features array<double>, label double").option("maxFilesPerTrigger", 1) \
+        .parquet(folder)
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-stream-") as state:
+        started = time.perf_counter()
+        handle = estimator().fitStream(stream, checkpoint_location=state)
+        try:
+            handle.processAllAvailable()
+        finally:
+            handle.stop()
+        elapsed = time.perf_counter() - started
+    trained = sum(h.rows for h in handle.history)
+    if trained != rows or len(handle.history) != files:
+        raise RuntimeError(f"The stream trained {trained} rows in {len(handle.history)} micro-batches; "
+                           f"expected {rows} in {files}.")
+    return rows / elapsed
+
+
+def throughput_row(spark, rows: int, files: int, repeats: int) -> Row:
+    """Streaming-fit throughput against the batch fit on the same data (best of `repeats`, interleaved)."""
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-files-") as folder:
+        write_files(folder, rows, files)
+        # Untimed: the first fit of a session starts the Python workers both contenders then reuse.
+        estimator().fit(spark.read.parquet(folder).limit(GLOBAL_BATCH * 2))
+        batch, stream = 0.0, 0.0
+        for _ in range(repeats):
+            batch = max(batch, batch_fit_rows_per_second(spark, folder, rows))
+            stream = max(stream, stream_fit_rows_per_second(spark, folder, rows, files))
+    ratio = stream / batch
+    return Row(f"streaming fit, {files} micro-batches of {rows // files} rows", f"{stream:,.0f} rows/s",
+               f"{batch:,.0f} rows/s (fit)", ratio, f">= {TARGET_THROUGHPUT_RATIO}x",
+               ratio >= TARGET_THROUGHPUT_RATIO)
+
+
+def freshness_row(spark, args) -> Row | None:
+    """Freshness: seconds from an event's arrival to a served model that trained on it (target <= 30 s).
+    Not measured here yet; returns None."""
+    return None
+
+
+def swap_cost_row(spark, args) -> Row | None:
+    """Swap cost: p99 latency while serving swaps versions against steady state (target <= 1.5x).
+    Not measured here yet; returns None."""
+    return None
+
+
+def print_table(rows: list[Row]) -> None:
+    """The table, then whether each target is met."""
+    header = f"{'measurement':<44} | {'zoo':>16} | {'baseline':>26} | {'ratio':>6} | {'target':>8} | met"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r.name:<44} | {r.measured:>16} | {r.baseline:>26} | {r.ratio:6.2f} | {r.target:>8} | "
+              f"{'yes' if r.met else 'NO'}")
+
+
+def main() -> None:
+    """Run every row and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small data, one round (a smoke run)")
+    parser.add_argument("--rows", type=int, default=200_000, help="rows of the throughput comparison")
+    parser.add_argument("--batches", type=int, default=4, help="micro-batches (files) those rows arrive in")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; each contender keeps its best")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.batches, args.repeats = 20_000, 2, 1
+    spark = init_spark("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        rows = [throughput_row(spark, args.rows, args.batches, args.repeats)]
+        rows += [r for r in (freshness_row(spark, args), swap_cost_row(spark, args)) if r is not None]
+    finally:
+        spark.stop()
+    print(f"\nOnline learning on local[2] (2 cores): MLP {FEATURES}-256-256-1, global batch {GLOBAL_BATCH}, Adam, "
+          f"1 epoch per micro-batch")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
