@@ -114,3 +114,32 @@ def test_a_registry_that_goes_away_is_named_and_the_trained_state_is_kept(spark,
     restarted = run_to_end(spark, folder, checkpoint)
     assert restarted.history == [] and restarted.latestVersion() == 1
     np.testing.assert_array_equal(weights(restarted), trained)
+
+
+def test_a_moving_window_gate_judges_the_champion_on_the_same_rows(spark, tmp_path, registry):  # noqa: F811
+    # Window 2 adds to the labels a pattern orthogonal to every linear model's error (to the
+    # features and the constant), so each model's error there is its window-1 error + 9 exactly.
+    # Against the champion's figure recorded on window 1 the better version 2 would look worse;
+    # judged on the same rows it is better.
+    rng = np.random.default_rng(99)
+    x = rng.normal(size=(64, 2))
+    y = x @ TRUE_WEIGHTS + 0.5
+    basis, _ = np.linalg.qr(np.column_stack([x, np.ones(64)]))
+    pattern = rng.normal(size=64)
+    pattern -= basis @ (basis.T @ pattern)
+    pattern *= 3.0 / np.sqrt(np.mean(pattern ** 2))
+    windows = [spark.createDataFrame([(list(map(float, r)), float(t)) for r, t in zip(x, labels)], SCHEMA)
+               for labels in (y, y + pattern)]
+    calls = []
+
+    def window():
+        calls.append(len(calls))
+        return windows[min(len(calls) - 1, 1)]
+
+    folder = batch_files(tmp_path, 2)
+    handle = run_to_end(spark, folder, tmp_path / "state", registry=registry, model_name="stream-window",
+                        publish_every_batches=1, gate=Gate(window, "mse"))
+    assert handle.latestVersion() == 2 and len(calls) == 2
+    one, two = registry.versions("stream-window")
+    assert two.gate_metric > one.gate_metric  # the recorded figures: 9 apart, so a stale comparison rejects
+    assert registry.champion("stream-window") == 2, two.rejected_reason

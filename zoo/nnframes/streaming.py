@@ -77,7 +77,10 @@ class Gate:
     """The evaluation gate run on every published version (`zoo.registry.evaluate` + `ModelRegistry.gate`).
 
     Args:
-        heldout: a static DataFrame of held-out rows (the feature and label columns).
+        heldout: a static DataFrame of held-out rows (the feature and label columns), or a
+            callable returning one, called at every judgement: a moving window of recent labelled
+            events. With a window the champion is judged on the same rows as the new version
+            (its figure from an older window would not be comparable).
         metric: "loss", "mse", "mae", "accuracy", or a callable(pred ndarray, label ndarray) -> float.
         tolerance: how much worse than the champion's metric a version may be and still be accepted.
         higher_is_better: default: True for "accuracy", False otherwise.
@@ -91,9 +94,9 @@ class Gate:
     label_col: str = "label"
 
     def __post_init__(self):
-        if not hasattr(self.heldout, "sparkSession"):
-            raise ZooTypeError(f"Expected Gate `heldout` to be a Spark DataFrame of held-out rows. "
-                               f"Received: {type(self.heldout).__name__}.")
+        if not (hasattr(self.heldout, "sparkSession") or callable(self.heldout)):
+            raise ZooTypeError(f"Expected Gate `heldout` to be a Spark DataFrame of held-out rows, or a callable "
+                               f"returning one (a moving window). Received: {type(self.heldout).__name__}.")
         if not (callable(self.metric) or self.metric in ("loss", "mse", "mae", "accuracy")):
             raise ZooValueError(f"Expected Gate `metric` in ('loss', 'mse', 'mae', 'accuracy') or a callable "
                                 f"(pred, label) -> float. Received: metric={self.metric!r}.")
@@ -101,6 +104,21 @@ class Gate:
             raise ZooValueError(f"Expected Gate `tolerance` >= 0. Received: tolerance={self.tolerance!r}.")
         if self.higher_is_better is None:
             self.higher_is_better = self.metric == "accuracy"
+
+    @property
+    def moving(self) -> bool:
+        """Whether the held-out rows are a window read anew at each judgement."""
+        return not hasattr(self.heldout, "sparkSession")
+
+    def rows(self):
+        """The held-out DataFrame to judge on now."""
+        return self.heldout() if self.moving else self.heldout
+
+    def score(self, model, rows) -> float:
+        """`model`'s metric on `rows`."""
+        from zoo.registry import evaluate
+
+        return float(evaluate(model, rows, self.metric, label_col=self.label_col))
 
     @property
     def metric_name(self) -> str:
@@ -343,18 +361,18 @@ class StreamTrainer:
         metrics = {"loss": self.history[-1].loss, "rows": float(record["rows"])}
         offsets = {"batch_id": record["batch_id"], "sources": record["offsets"]}
         try:
-            gate_metric = None
+            gate_metric = champion_metric = None
             if self.gate is not None:
-                from zoo.registry import evaluate
-
-                gate_metric = float(evaluate(model, self.gate.heldout, self.gate.metric, label_col=self.gate.label_col))
+                rows = self.gate.rows()
+                gate_metric = self.gate.score(model, rows)
                 metrics[f"heldout_{self.gate.metric_name}"] = gate_metric
             version = int(self.publisher(model, metrics=metrics, offsets=offsets, parent=record.get("version"),
                                          reference=self._reference(batch_df)))
             if self.gate is not None:
+                champion_metric = self._champion_metric(rows)
                 self.registry.gate(self.model_name, version, metric=gate_metric,
                                    higher_is_better=self.gate.higher_is_better, tolerance=self.gate.tolerance,
-                                   metric_name=self.gate.metric_name)
+                                   metric_name=self.gate.metric_name, champion_metric=champion_metric)
         except Exception as exc:
             raise PublishError(
                 f"Publishing the model after micro-batch {record['batch_id']} failed: {type(exc).__name__}: {exc}. "
@@ -366,6 +384,19 @@ class StreamTrainer:
         self.record = record
         self._last_publish_time = time.time()
         return version
+
+    def _champion_metric(self, rows) -> float | None:
+        """The champion's metric on `rows` when the gate's window moves (None otherwise, or
+        without a champion: the registry then uses the recorded figure, or accepts)."""
+        if not self.gate.moving:
+            return None
+        champion = self.registry.champion(self.model_name)
+        if champion is None:
+            return None
+        from zoo.registry import flavor
+
+        resolved = self.registry.resolve(f"models:/{self.model_name}/{champion}")
+        return self.gate.score(flavor.load_model(resolved.model_dir), rows)
 
     def _reference(self, batch_df):
         """A FeatureReference of the publishing micro-batch's features (when zoo.monitoring.drift exists)."""
