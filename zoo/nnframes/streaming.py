@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import math
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ COMMIT_PREFIX = "batch-"
 KEEP_COMMITS = 5
 #: Rows of the publishing micro-batch a FeatureReference (drift baseline) is built from.
 REFERENCE_ROWS = 10_000
+
+
+class StreamStopped(ZooRuntimeError):
+    """A micro-batch arrived after `StreamingFit.stop`: left untrained for the next query."""
 
 
 class PublishError(ZooRuntimeError):
@@ -277,6 +282,8 @@ class StreamTrainer:
         self.history: list[BatchRecord] = []
         self.error: BaseException | None = None
         self.stopping = False
+        #: Held while a micro-batch trains, so `StreamingFit.stop` can let it finish first.
+        self.busy = threading.Lock()
         self.record = state.recover()
         self.checked_model = self.record is not None
         self._state_bytes = state.model_state(self.record) if self.record else None
@@ -301,12 +308,17 @@ class StreamTrainer:
 
     # ---- one micro-batch ----------------------------------------------------------------------
     def __call__(self, batch_df, batch_id: int) -> None:
-        try:
-            self._train(batch_df, int(batch_id))
-        except BaseException as exc:
-            if not self.stopping:  # stop() interrupts the micro-batch under way: not a failure
-                self.error = exc
-            raise
+        with self.busy:
+            if self.stopping:
+                # Raised, not skipped: a micro-batch that returns counts as done for Spark and
+                # would never be replayed; this one is left for the next query.
+                raise StreamStopped(f"fitStream was stopped; micro-batch {batch_id} is left for the next query.")
+            try:
+                self._train(batch_df, int(batch_id))
+            except BaseException as exc:
+                if not self.stopping:  # stop(wait=False) interrupts the micro-batch under way: not a failure
+                    self.error = exc
+                raise
 
     def _train(self, batch_df, batch_id: int) -> None:
         started = time.time()
@@ -461,10 +473,15 @@ class StreamingFit:
         """Block until every row available now is trained (for tests and bounded sources)."""
         self._reraise(self.query.processAllAvailable)
 
-    def stop(self) -> None:
-        """Stop the query; the committed state stays under `checkpoint_location` (a micro-batch under
-        way is dropped and trained again by the next query)."""
+    def stop(self, wait: bool = True) -> None:
+        """Stop the query; the committed state stays under `checkpoint_location`.
+
+        With `wait`, a micro-batch under way finishes (and publishes) first; without, it is
+        interrupted, dropped and trained again by the next query."""
         self._trainer.stopping = True
+        if wait:
+            with self._trainer.busy:
+                pass
         self.query.stop()
 
     @property
