@@ -15,7 +15,7 @@ from pyspark.sql.types import StructType
 from zoo import storage
 from zoo.engine.adapters import adapter_for, copy_model, for_workers
 from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
-from zoo.engine.launcher import available_slots, run_fit
+from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run_fit, worker_payload
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
@@ -181,15 +181,17 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
     def _check_labels(self, summary, output):
         """Hook for NNClassifier: check labels against the model's output."""
 
-    def _training_config(self, df) -> TrainingConfig:
-        num_workers = self.getNumWorkers() or available_slots(df.sparkSession)
+    def _training_config(self, slots: int) -> TrainingConfig:
+        num_workers = self.getNumWorkers() or slots
         end = self.getEndWhen()
         end = check_trigger("endWhen", end) if end is not None else default_end_trigger(self.getMaxEpoch())
+        # The validation rows reach the workers through the stage's input, not pickled in the config.
+        validation = dataclasses.replace(self.validation, data=None) if self.validation is not None else None
         return TrainingConfig(
             batch_size=self.getBatchSize(), end_trigger=end,
             optim_method=with_decay(self.getOptimMethod(), self.getLearningRate(), self.getLearningRateDecay(),
                                     self.model),
-            learning_rate=self.getLearningRate(), num_workers=num_workers, validation=self.validation,
+            learning_rate=self.getLearningRate(), num_workers=num_workers, validation=validation,
             checkpoint=self.checkpoint, clip_constant=self.clip_constant, clip_l2_norm=self.clip_l2_norm,
             gradient_compression=self.getGradientCompression(), transport=self.getTransport(),
             caching_sample=self.getCachingSample(),
@@ -203,35 +205,41 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
             raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
                                 "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
         adapter = adapter_for(self.model)
+        spark = df.sparkSession
+        slots = available_slots(spark)
         # Storage first: a bad checkpoint URL fails before the input checks below run Spark jobs.
-        config = storage_preflight(df.sparkSession, self._training_config(df))
+        config = storage_preflight(spark, self._training_config(slots))
+        check_slots(config.num_workers, slots)
         feature_cols, label_col = self.feature_columns(), self.getLabelCol()
+        columns = feature_cols + [label_col]
         kinds = [column_kind(df, c, "features") for c in feature_cols]
         label_kind = column_kind(df, label_col, "label")
         feature_steps = resolve_feature_preprocessing(self.feature_preprocessing, df, feature_cols, kinds)
         label_step = self._label_preprocessing(label_kind)
         check_column_supported(df, label_col, label_kind, "label", label_step)
-        input_checks.check_picklable(model=for_workers(adapter, self.model), criterion=self.criterion,
-                                     optimMethod=config.optim_method,
-                                     feature_preprocessing=feature_steps, label_preprocessing=label_step)
-        feature_kinds = dict(zip(feature_cols, kinds))
-        summary = input_checks.data_summary(df, label_col, label_kind, feature_kinds)
-        input_checks.check_summary(summary, label_col, dict(zip(feature_cols, feature_steps)), feature_kinds)
-        frame = df.select(*[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])])
-        validation = self.validation
-        if validation is not None:
-            for c in feature_cols + [label_col]:
-                column_kind(validation.data, c, "validation")
-            config.validation = dataclasses.replace(validation, data=validation.data.select(
-                *[model_input_column(c, k) for c, k in zip(feature_cols + [label_col], kinds + [label_kind])]))
+        validation_df = self.validation.data if self.validation is not None else None
+        if validation_df is not None:
+            for c in columns:
+                column_kind(validation_df, c, "validation")
+        inputs = [model_input_column(c, k) for c, k in zip(columns, kinds + [label_kind])]
         build = SampleBuilder(feature_steps, label_step)
-        output = input_checks.dry_run(frame, feature_cols + [label_col], len(feature_cols), build, adapter,
-                                      self.model, self.criterion,
+        worker_model = for_workers(adapter, self.model)
+        built = adapter.is_built(self.model)
+        # The one pickling of the model (two for a model the dry run builds: the first is small).
+        parts = dict(model=worker_model, criterion=self.criterion, optimMethod=config.optim_method,
+                     feature_preprocessing=feature_steps, label_preprocessing=label_step)
+        payload = input_checks.pickled(worker_payload(worker_model, self.criterion, build, config), **parts)
+        feature_kinds = dict(zip(feature_cols, kinds))
+        summary, sample = input_checks.summary_and_sample(df, label_col, label_kind, feature_kinds, inputs)
+        input_checks.check_summary(summary, label_col, dict(zip(feature_cols, feature_steps)), feature_kinds)
+        output = input_checks.dry_run(sample, columns, len(feature_cols), build, adapter, self.model, self.criterion,
                                       check_output=lambda out: self._check_labels(summary, out))
         # After the dry run, which builds a Keras model that was not built yet.
         input_checks.check_trainable(adapter, self.model)
-        result = run_fit(frame, feature_cols + [label_col], len(feature_cols), for_workers(adapter, self.model),
-                         self.criterion, build, config, started=started)
+        if not built:
+            payload = input_checks.pickled(worker_payload(worker_model, self.criterion, build, config), **parts)
+        frame = prepare_frame(df, inputs, config.num_workers, validation_df)
+        result = run_fit(frame, columns, len(feature_cols), payload, config, started=started)
         trained = copy_model(adapter, self.model)
         adapter.load_state_bytes_into(trained, result.model_state)
         model = self._create_model(trained, feature_steps, output)
