@@ -54,7 +54,8 @@ def agree_on_attempt(store, task_id: int, world_size: int) -> int:
     raises the key "leader" to at least its own id, then counts itself under the leader it sees;
     a task that raises the leader tells those counted under the old one ("moved") to count again.
     Only the final leader, the attempt's largest id, can gather `world_size` tasks: each of them
-    saw a leader at least as large as its own id.
+    saw a leader at least as large as its own id. (A task of a failed attempt that Spark has not
+    killed yet could still count itself there; the gloo rendezvous then fails and Spark retries.)
     """
     own = str(task_id)
     leader = store.compare_set("leader", "", own).decode()
