@@ -46,8 +46,12 @@ def pickled(payload, **parts) -> bytes:
         return cloudpickle.dumps(payload)
     except Exception as exc:
         check_picklable(**parts)
-        raise ZooTypeError(f"Could not pickle what the executors need ({', '.join(parts)}): "
-                           f"{type(exc).__name__}: {exc}.") from exc
+        raise ZooTypeError(
+            f"Could not pickle the fit's payload to send it to the executors: {', '.join(f'`{n}`' for n in parts)} "
+            f"pickle on their own, so the rest of the training configuration (a trigger, a validation method) does "
+            f"not: {type(exc).__name__}: {exc}. Keep it free of open files, locks, sockets and SparkSession "
+            f"references, or define it at module level."
+        ) from exc
 
 
 def _innermost_type(data_type):
