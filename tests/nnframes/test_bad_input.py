@@ -127,3 +127,11 @@ def test_model_rejecting_the_input_shape_reports_both_shapes(spark, data):
     caught, jobs = fit_error(spark, est, data)
     assert "`features` -> [4]" in str(caught["error"]) and "5x1" in str(caught["error"])
     assert raised_before_training(caught["error"])
+
+
+def test_more_workers_than_task_slots_is_refused_before_any_job(spark, data):
+    slots = spark.sparkContext.defaultParallelism
+    caught, jobs = fit_error(spark, estimator(numWorkers=slots + 1), data)
+    assert f"Expected `numWorkers` <= the task slots the cluster offers at once ({slots})" in str(caught["error"])
+    assert f"numWorkers={slots + 1}" in str(caught["error"])
+    assert jobs == []

@@ -1,5 +1,8 @@
 """NNEstimator / NNClassifier / NNModel as Spark ML stages: column kinds, preprocessing, params, transform."""
 
+import traceback
+import uuid
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +124,54 @@ def test_transform_of_an_unfitted_model_says_fit_first(spark):
     df = frame_from_arrays(spark, np.zeros((2, 2)), np.zeros(2))
     with pytest.raises(ValueError, match="Call fit"):
         NNModel().transform(df)
+
+
+class CountsPicklings(torch.nn.Module):
+    """A Linear(4, 1) that counts how often it is pickled on the driver (copy.deepcopy aside)."""
+
+    picklings = 0
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.linear(x)
+
+    def __getstate__(self):
+        if not any(frame.name == "deepcopy" for frame in traceback.extract_stack()):
+            type(self).picklings += 1
+        return super().__getstate__()
+
+
+def linear_data(spark, rows=200):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(rows, 4))
+    return frame_from_arrays(spark, x, x @ np.array([1.0, -2.0, 0.5, 3.0]), partitions=2)
+
+
+def test_the_set_up_pickles_the_model_once_and_checks_the_data_in_one_aggregation(spark):
+    df = linear_data(spark).cache()
+    df.count()
+    sc = spark.sparkContext
+    group = f"set-up-{uuid.uuid4().hex}"
+    CountsPicklings.picklings = 0
+    sc.setJobGroup(group, "the set-up's jobs (the fit's own stage runs in its own group)")
+    try:
+        NNEstimator(model=CountsPicklings(), criterion=torch.nn.MSELoss(), batchSize=20,
+                    endWhen=MaxEpoch(1)).setShowProgress(False).fit(df)
+        check_jobs = sc.statusTracker().getJobIdsForGroup(group)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        df.unpersist()
+    assert CountsPicklings.picklings == 1
+    # One aggregation, which adaptive query execution runs as a map job and a result job.
+    assert len(check_jobs) <= 2, check_jobs
+
+
+def test_a_lazy_model_trains_from_the_weights_its_dry_run_created(spark):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.LazyLinear(1))
+    fitted = NNEstimator(model=net, criterion=torch.nn.MSELoss(), batchSize=20, maxEpoch=20, learningRate=0.1,
+                         optimMethod=torch.optim.SGD).setShowProgress(False).fit(linear_data(spark))
+    np.testing.assert_allclose(fitted.model[0].weight.detach().numpy(), [[1.0, -2.0, 0.5, 3.0]], atol=0.05)

@@ -29,21 +29,75 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 300
 
 
+#: The Spark local property through which a fit's driver gives its barrier tasks the address
+#: ("host:port") of the rendezvous store it opened (`open_rendezvous_store`).
+RENDEZVOUS_PROPERTY = "zoo.fit.rendezvous"
+
+
+def open_rendezvous_store(host: str, timeout_s: int = DEFAULT_TIMEOUT_S):
+    """Driver side: a TCPStore on a free port of `host` where a fit's barrier tasks meet.
+
+    Set ``f"{host}:{store.port}"`` as the local property `RENDEZVOUS_PROPERTY` of the thread that
+    runs the stage, and keep the store open until the stage ends.
+    """
+    return dist.TCPStore(host, 0, None, is_master=True, wait_for_workers=False,
+                         timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def agree_on_attempt(store, task_id: int, world_size: int) -> int:
+    """Worker side: the id that the `world_size` tasks of this stage attempt agree on, through
+    `store`, which may hold the keys of earlier attempts; `task_id` is this task's
+    `taskAttemptId()`.
+
+    Spark numbers task attempts in launch order, so every task of a retried stage has a larger id
+    than every task of the attempts before it, and the attempt's largest id names it. Each task
+    raises the key "leader" to at least its own id, then counts itself under the leader it sees;
+    a task that raises the leader tells those counted under the old one ("moved") to count again.
+    Only the final leader, the attempt's largest id, can gather `world_size` tasks: each of them
+    saw a leader at least as large as its own id. (A task of a failed attempt that Spark has not
+    killed yet could still count itself there; the gloo rendezvous then fails and Spark retries.)
+    """
+    own = str(task_id)
+    leader = store.compare_set("leader", "", own).decode()
+    while int(leader) < task_id:
+        seen = store.compare_set("leader", leader, own).decode()
+        if seen == own:
+            store.set(f"ready/{leader}", "moved")
+        leader = seen
+    while True:
+        if store.add(f"count/{leader}", 1) == world_size:
+            store.set(f"ready/{leader}", "go")
+        store.wait([f"ready/{leader}"])
+        if store.get(f"ready/{leader}") == b"go":
+            return int(leader)
+        leader = store.get("leader").decode()
+
+
 def init_process_group(barrier_context, timeout_s: int = DEFAULT_TIMEOUT_S) -> Topology:
     """Join a gloo process group with the other tasks of this barrier stage.
 
     Returns the fit's `Topology` (this worker's rank and every rank's host).
 
-    Rank 0 opens a TCPStore on a free port of its host and shares the address through
-    `BarrierTaskContext.allGather`, so no port is fixed in advance and none is raced for. Gloo
-    binds to the network interface that holds the address Spark knows this executor by (unless
-    GLOO_SOCKET_IFNAME is set), so it never depends on how the host name resolves.
+    When the driver opened a rendezvous store (the local property `RENDEZVOUS_PROPERTY`), the
+    tasks meet there, under a prefix per stage attempt so a retried stage never sees the keys of
+    the attempt that failed. Otherwise rank 0 opens a TCPStore on a free port of its host and
+    shares the address through `BarrierTaskContext.allGather`, which costs a second: Spark polls
+    a barrier call's answer once a second. Either way no port is fixed in advance and none is
+    raced for. Gloo binds to the network interface that holds the address Spark knows this
+    executor by (unless GLOO_SOCKET_IFNAME is set), so it never depends on how the host name
+    resolves.
     """
     rank = barrier_context.partitionId()
     infos = barrier_context.getTaskInfos()
     world_size = len(infos)
     hosts = tuple(info.address.rsplit(":", 1)[0] for info in infos)
     timeout = datetime.timedelta(seconds=timeout_s)
+    driver_store = barrier_context.getLocalProperty(RENDEZVOUS_PROPERTY)
+    if driver_store:
+        host, port = driver_store.rsplit(":", 1)
+        store = dist.TCPStore(host, int(port), None, is_master=False, timeout=timeout)
+        attempt = agree_on_attempt(store, barrier_context.taskAttemptId(), world_size)
+        return join_process_group(dist.PrefixStore(f"attempt-{attempt}/", store), rank, hosts, timeout_s)
     store = None
     if rank == 0:
         store = dist.TCPStore(hosts[0], 0, world_size, is_master=True, timeout=timeout, wait_for_workers=False)

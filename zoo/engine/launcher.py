@@ -1,9 +1,10 @@
 """One barrier stage per fit: DataFrame -> Arrow -> worker loop; the result back to the driver.
 
-The driver selects the columns, repartitions to one partition per worker, broadcasts a pickled
-payload (model, criterion, sample builder, config) and runs `mapInArrow(..., barrier=True)` in a
-background thread while it shows progress. Rank 0 returns the final weights as the stage's one
-output row.
+The caller pickles the payload (`worker_payload`: model, criterion, sample builder, config) once
+and builds the stage's input with `prepare_frame` (the model-input columns, a split marker, one
+partition per worker). `run_fit` broadcasts the payload, opens the rendezvous store where the
+tasks meet, and runs `mapInArrow(..., barrier=True)` in a background thread while it shows
+progress. Rank 0 returns the final weights as the stage's one output row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import dataclasses
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 
 import cloudpickle
@@ -20,7 +20,6 @@ import cloudpickle
 from zoo.engine.config import TrainingConfig
 from zoo.engine.profile import format_table
 from zoo.engine.progress import ProgressClient, ProgressServer
-from zoo.engine.storage_preflight import storage_preflight
 from zoo.errors import NonFiniteLossError, WorkerError, ZooRuntimeError, ZooValueError
 from zoo.storage import install_storage_options
 
@@ -64,6 +63,30 @@ def available_slots(spark) -> int:
     return spark.sparkContext.defaultParallelism
 
 
+def check_slots(num_workers: int, slots: int) -> None:
+    """Raise unless the cluster's `slots` (`available_slots`) can run `num_workers` barrier tasks at once."""
+    if num_workers > slots:
+        raise ZooValueError(
+            f"Expected `numWorkers` <= the task slots the cluster offers at once ({slots}): a barrier "
+            f"stage runs every worker at the same time. Received: numWorkers={num_workers}. "
+            f"Lower numWorkers or give the cluster more cores."
+        )
+
+
+def worker_payload(model, criterion, build_samples, config: TrainingConfig) -> dict:
+    """What every barrier task of a fit unpickles; the caller pickles it once and gives the bytes
+    to `run_fit`.
+
+    Args:
+        model, criterion: what the adapter trains (the model as `for_workers` gives it).
+        build_samples: callable (feature arrays, label array) -> (model inputs, target), run on
+            the workers to turn raw columns into samples.
+        config: the fit's configuration, checked by `storage_preflight`; its validation (if any)
+            holds no DataFrame: the validation rows reach the workers through `prepare_frame`.
+    """
+    return {"model": model, "criterion": criterion, "build_samples": build_samples, "config": config}
+
+
 def import_worker_modules() -> None:
     """Import the modules a training task needs (torch, Arrow, the engine's worker side).
 
@@ -73,6 +96,7 @@ def import_worker_modules() -> None:
     import numpy  # noqa: F401
     import pyarrow  # noqa: F401
     import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  (torch.optim imports it when the first optimizer is built: seconds)
     import torch.distributed  # noqa: F401
     import torch.optim  # noqa: F401
 
@@ -81,6 +105,7 @@ def import_worker_modules() -> None:
     import zoo.engine.checkpoint  # noqa: F401
     import zoo.engine.collective  # noqa: F401
     import zoo.engine.loop  # noqa: F401
+    import zoo.nnframes.preprocessing  # noqa: F401  (an NNEstimator payload's sample builder)
 
 
 def _worker_task(payload_broadcast, progress_address, columns, num_features):
@@ -188,9 +213,10 @@ def _driver_host(spark) -> str:
     return spark.sparkContext.getConf().get("spark.driver.host", "127.0.0.1")
 
 
-def prepare_frame(df, columns: list[str], num_workers: int, validation_df=None):
-    """The DataFrame the barrier stage reads: selected columns, a split marker, one partition
-    per worker (no shuffle when the training DataFrame already has exactly that many)."""
+def prepare_frame(df, columns: list, num_workers: int, validation_df=None):
+    """The DataFrame the barrier stage reads: `columns` (names or Column expressions, each named
+    after its column) of `df` and of `validation_df`, with a split marker, in one partition per
+    worker (no shuffle when the training DataFrame already has exactly that many)."""
     from pyspark.sql import functions as F
 
     frame = df.select(*columns, F.lit(False).alias(SPLIT_COLUMN))
@@ -208,54 +234,42 @@ def show_profile(server: ProgressServer, profiles: list[dict], iteration: int) -
     server.write_profile(profiles, iteration)
 
 
-def run_fit(df, columns: list[str], num_features: int, model, criterion, build_samples,
-            config: TrainingConfig, started: float | None = None) -> FitResult:
-    """Train `model` on `df` across `config.num_workers` barrier tasks and return the result.
+def run_fit(frame, columns: list[str], num_features: int, payload: bytes, config: TrainingConfig,
+            started: float | None = None) -> FitResult:
+    """Train across `config.num_workers` barrier tasks on `frame` and return the result.
 
     Args:
-        df: the training DataFrame.
+        frame: the stage's input, as `prepare_frame` built it.
         columns: feature column names followed by the label column (if any).
         num_features: how many of `columns` are features.
-        model, criterion: what the adapter trains (pickled with cloudpickle).
-        build_samples: callable (feature arrays, label array) -> (model inputs, target), run on
-            the workers to turn raw columns into samples.
-        config: the training configuration.
+        payload: `worker_payload(...)` pickled with cloudpickle, with this very `config`.
+        config: the training configuration, checked by `storage_preflight` (which raises
+            StorageError, FileSystemMissingError for an unusable checkpoint or TensorBoard URL),
+            with its `run_id` set, and `numWorkers` checked against the slots (`check_slots`).
         started: when the fit began (time.time()), to measure start-up from the caller's start.
 
     Raises:
         WorkerError: a worker failed; carries every failed worker's traceback.
         NonFiniteLossError: (a WorkerError) the loss became NaN or infinite; names the iteration.
-        StorageError, FileSystemMissingError: the checkpoint or TensorBoard URL is unusable (raised
-            by `storage_preflight` before any Spark job starts).
     """
+    from zoo.engine.collective import RENDEZVOUS_PROPERTY, open_rendezvous_store
+
     started = started or time.time()
-    spark = df.sparkSession
-    slots = available_slots(spark)
-    if config.num_workers > slots:
-        raise ZooValueError(
-            f"Expected `numWorkers` <= the task slots the cluster offers at once ({slots}): a barrier "
-            f"stage runs every worker at the same time. Received: numWorkers={config.num_workers}. "
-            f"Lower numWorkers or give the cluster more cores."
-        )
-    config = storage_preflight(spark, config)
-    validation_df = config.validation.data if config.validation else None
-    worker_config = dataclasses.replace(
-        config, run_id=config.run_id or uuid.uuid4().hex,
-        validation=dataclasses.replace(config.validation, data=None) if config.validation else None,
-    )
-    payload = cloudpickle.dumps({"model": model, "criterion": criterion, "build_samples": build_samples,
-                                 "config": worker_config})
+    spark = frame.sparkSession
     sc = spark.sparkContext
     broadcast = sc.broadcast(payload)
-    group = f"zoo-fit-{worker_config.run_id}"
-    server = ProgressServer(_driver_host(spark), config.show_progress, config.tensorboard_dir,
+    group = f"zoo-fit-{config.run_id}"
+    host = _driver_host(spark)
+    server = ProgressServer(host, config.show_progress, config.tensorboard_dir,
                             on_failure=lambda: sc.cancelJobGroup(group)).start()
-    frame = prepare_frame(df, columns, config.num_workers, validation_df)
+    # The tasks meet in a store the driver holds: Spark's own barrier calls take a second each.
+    store = open_rendezvous_store(host)
     task = _worker_task(broadcast, server.address, columns, num_features)
     outcome: dict = {}
 
     def collect():
         sc.setJobGroup(group, "Zoo distributed fit", interruptOnCancel=True)
+        sc.setLocalProperty(RENDEZVOUS_PROPERTY, f"{host}:{store.port}")
         try:
             # Spark retries a failed barrier stage only if it is a shuffle-map stage (a failed barrier
             # result stage aborts the job), so the one-row result goes through a shuffle.
@@ -283,6 +297,7 @@ def run_fit(df, columns: list[str], num_features: int, model, criterion, build_s
     finally:
         server.close()
         broadcast.unpersist()
+        store = None  # closes the rendezvous store
     if server.non_finite_loss is not None:
         raise NonFiniteLossError(*server.non_finite_loss, failures=sorted(server.failures)) from outcome.get("error")
     if server.failures:

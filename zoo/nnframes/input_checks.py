@@ -1,15 +1,17 @@
 """Checks of a fit's input on the driver, before any training job starts.
 
-One aggregate pass over the DataFrame (row count, null labels, label range, array lengths, NaN
-and infinite values), a forward pass of the model on a few rows and a look at its trainable
-parameters catch bad input early, with messages naming the column, what it holds and what was
-expected.
+One aggregation (`summary_and_sample`) both summarises the DataFrame (row count, null labels,
+label range, array lengths, NaN and infinite values) and keeps its first rows; a forward pass
+of the model on those rows and a look at its trainable parameters catch bad input early, with
+messages naming the column, what it holds and what was expected. `pickled` serializes what the
+workers need once, and names the object that cannot be pickled.
 """
 
 from __future__ import annotations
 
 import cloudpickle
 import numpy as np
+import pyarrow as pa
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
@@ -19,6 +21,9 @@ from zoo.nnframes.columns import ARRAY, SCALAR, VECTOR
 from zoo.nnframes.preprocessing import ChainedPreprocessing, SeqToTensor
 
 _INF = float("inf")
+#: Rows of the DataFrame the dry run feeds the model (more than one: BatchNorm needs a batch).
+DRY_RUN_ROWS = 4
+_SAMPLE_COLUMN, _ORDER_COLUMN = "__zoo_first_rows", "__zoo_row_order"
 
 
 def check_picklable(**objects) -> None:
@@ -32,6 +37,21 @@ def check_picklable(**objects) -> None:
                 f"{type(exc).__name__}: {exc}. Keep it free of open files, locks, sockets and "
                 f"SparkSession references, or define it at module level."
             ) from exc
+
+
+def pickled(payload, **parts) -> bytes:
+    """`payload` serialized with cloudpickle, once. When that fails, raise as `check_picklable`
+    does, naming the first of `parts` (name -> object inside `payload`) that cannot be pickled."""
+    try:
+        return cloudpickle.dumps(payload)
+    except Exception as exc:
+        check_picklable(**parts)
+        raise ZooTypeError(
+            f"Could not pickle the fit's payload to send it to the executors: {', '.join(f'`{n}`' for n in parts)} "
+            f"pickle on their own, so the rest of the training configuration (a trigger, a validation method) does "
+            f"not: {type(exc).__name__}: {exc}. Keep it free of open files, locks, sockets and SparkSession "
+            f"references, or define it at module level."
+        ) from exc
 
 
 def _innermost_type(data_type):
@@ -64,10 +84,11 @@ def _non_finite_rows(df, name: str, kind: str):
     return F.sum(F.when(bad, 1).otherwise(0))
 
 
-def data_summary(df, label_col: str | None, label_kind: str | None, feature_kinds: dict[str, str]) -> dict:
-    """One pass over `df`: rows, null labels, label min/max, non-integer and NaN/Inf labels, and per
-    feature column (its position `i` in `feature_kinds`) nulls ``nulls_i``, rows with NaN/Inf
-    ``non_finite_i``, and for array/vector columns the min/max element count ``min_len_i``/``max_len_i``."""
+def summary_aggregates(df, label_col: str | None, label_kind: str | None, feature_kinds: dict[str, str]) -> list:
+    """The aggregates of the data summary of `df`: rows, null labels, label min/max, non-integer and
+    NaN/Inf labels, and per feature column (its position `i` in `feature_kinds`) nulls ``nulls_i``,
+    rows with NaN/Inf ``non_finite_i``, and for array/vector columns the min/max element count
+    ``min_len_i``/``max_len_i``."""
     aggregates = [F.count(F.lit(1)).alias("rows")]
     if label_col is not None:
         label = F.col(label_col)
@@ -95,7 +116,24 @@ def data_summary(df, label_col: str | None, label_kind: str | None, feature_kind
         non_finite = _non_finite_rows(df, name, kind)
         if non_finite is not None:
             aggregates.append(non_finite.alias(f"non_finite_{i}"))
-    return df.agg(*aggregates).first().asDict()
+    return aggregates
+
+
+def summary_and_sample(df, label_col: str | None, label_kind: str | None, feature_kinds: dict[str, str],
+                       inputs: list, rows: int = DRY_RUN_ROWS) -> tuple[dict, pa.RecordBatch]:
+    """One aggregation over `df`: its data summary (`summary_aggregates`, as a dict) and its first
+    `rows` rows of the model-input columns `inputs` (Column expressions, each named after its
+    column), as Arrow, for the dry run (read after `check_summary`, which explains nulls better);
+    None for an empty `df`."""
+    # Row order as an aggregate may not compute it (a non-deterministic expression) but may read it.
+    ordered = df.withColumn(_ORDER_COLUMN, F.monotonically_increasing_id())
+    first_rows = F.min_by(F.struct(*inputs), F.col(_ORDER_COLUMN), rows).alias(_SAMPLE_COLUMN)
+    table = ordered.agg(*summary_aggregates(df, label_col, label_kind, feature_kinds), first_rows).toArrow()
+    summary = table.drop_columns([_SAMPLE_COLUMN]).to_pylist()[0]
+    if not summary["rows"]:  # no first rows to read (the array is null)
+        return summary, None
+    sample = pa.RecordBatch.from_struct_array(table.column(_SAMPLE_COLUMN).combine_chunks().flatten())
+    return summary, sample
 
 
 def _needs_equal_lengths(step) -> bool:
@@ -111,9 +149,9 @@ def check_summary(summary: dict, label_col: str | None, feature_steps: dict[str,
     columns whose rows differ in length or do not have the length the preprocessing declares.
 
     Args:
-        summary: what `data_summary(df, label_col, _, feature_kinds)` returned.
+        summary: the summary `summary_and_sample(df, label_col, _, feature_kinds, _)` returned.
         feature_steps: each feature column's Preprocessing.
-        feature_kinds: each feature column's kind, in the order given to `data_summary`.
+        feature_kinds: each feature column's kind, in the order given to `summary_and_sample`.
     """
     if summary["rows"] == 0:
         raise ZooValueError("The training DataFrame is empty. Expected at least one row.")
@@ -157,16 +195,16 @@ def check_summary(summary: dict, label_col: str | None, feature_steps: dict[str,
             )
 
 
-def dry_run(df, columns: list[str], num_features: int, build_samples, adapter, model, criterion,
-            check_output=None):
+def dry_run(sample: pa.RecordBatch, columns: list[str], num_features: int, build_samples, adapter, model,
+            criterion, check_output=None):
     """Run the model (and the criterion, when there are labels) on a few rows on the driver.
 
+    `sample` holds the rows (from `summary_and_sample`).
     `check_output(output)` runs between the two, so label checks that need the model's output
     width come before the criterion's own, less helpful, complaint. Returns the model's output
     as numpy. Raises ZooValueError with the shapes involved when the model or criterion fails.
     """
-    batch = df.select(*columns).limit(4).toArrow()
-    arrays = read_columns(batch.to_batches(), columns)
+    arrays = read_columns([sample], columns)
     labels = arrays[columns[num_features]] if len(columns) > num_features else None
     inputs, target = build_samples([arrays[c] for c in columns[:num_features]], labels)
     shapes = ", ".join(f"`{c}` -> {list(x.shape[1:])}" for c, x in zip(columns, inputs))

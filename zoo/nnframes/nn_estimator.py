@@ -15,7 +15,7 @@ from pyspark.sql.types import StructType
 from zoo import storage
 from zoo.engine.adapters import adapter_for, copy_model, for_workers
 from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
-from zoo.engine.launcher import available_slots, run_fit
+from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run_fit, worker_payload
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
@@ -113,9 +113,15 @@ class FitColumns:
         """Each feature column's kind, in order."""
         return dict(zip(self.feature_cols, self.kinds))
 
+    @property
+    def inputs(self) -> list:
+        """The columns the workers read, as Column expressions named after their columns (ML
+        Vectors as arrays)."""
+        return [model_input_column(c, k) for c, k in zip(self.names, self.kinds + [self.label_kind])]
+
     def select(self, df):
-        """The columns the workers read from `df` (ML Vectors as arrays)."""
-        return df.select(*[model_input_column(c, k) for c, k in zip(self.names, self.kinds + [self.label_kind])])
+        """`df` reduced to `inputs`."""
+        return df.select(*self.inputs)
 
     def build(self) -> SampleBuilder:
         """The sample builder the workers run on these columns."""
@@ -211,15 +217,17 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
     def _check_labels(self, summary, output):
         """Hook for NNClassifier: check labels against the model's output."""
 
-    def _training_config(self, df) -> TrainingConfig:
-        num_workers = self.getNumWorkers() or available_slots(df.sparkSession)
+    def _training_config(self, slots: int) -> TrainingConfig:
+        num_workers = self.getNumWorkers() or slots
         end = self.getEndWhen()
         end = check_trigger("endWhen", end) if end is not None else default_end_trigger(self.getMaxEpoch())
+        # The validation rows reach the workers through the stage's input, not pickled in the config.
+        validation = dataclasses.replace(self.validation, data=None) if self.validation is not None else None
         return TrainingConfig(
             batch_size=self.getBatchSize(), end_trigger=end,
             optim_method=with_decay(self.getOptimMethod(), self.getLearningRate(), self.getLearningRateDecay(),
                                     self.model),
-            learning_rate=self.getLearningRate(), num_workers=num_workers, validation=self.validation,
+            learning_rate=self.getLearningRate(), num_workers=num_workers, validation=validation,
             checkpoint=self.checkpoint, clip_constant=self.clip_constant, clip_l2_norm=self.clip_l2_norm,
             gradient_compression=self.getGradientCompression(), transport=self.getTransport(),
             caching_sample=self.getCachingSample(),
@@ -232,35 +240,41 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
             raise ZooValueError("NNEstimator needs `model` and `criterion`. Pass them as keywords: "
                                 "NNEstimator(model=net, criterion=torch.nn.MSELoss()).")
 
-    def _plan_columns(self, df, config: TrainingConfig) -> "FitColumns":
-        """The checks a DataFrame's schema allows (no Spark job): column kinds, preprocessing, and
-        that what goes to the executors pickles. Works on a streaming DataFrame too."""
-        adapter = adapter_for(self.model)
+    def _plan_columns(self, df) -> "FitColumns":
+        """The checks a DataFrame's schema allows (no Spark job): column kinds and preprocessing.
+        Works on a streaming DataFrame too."""
         feature_cols, label_col = self.feature_columns(), self.getLabelCol()
         kinds = [column_kind(df, c, "features") for c in feature_cols]
         label_kind = column_kind(df, label_col, "label")
         feature_steps = resolve_feature_preprocessing(self.feature_preprocessing, df, feature_cols, kinds)
         label_step = self._label_preprocessing(label_kind)
         check_column_supported(df, label_col, label_kind, "label", label_step)
-        input_checks.check_picklable(model=for_workers(adapter, self.model), criterion=self.criterion,
-                                     optimMethod=config.optim_method,
-                                     feature_preprocessing=feature_steps, label_preprocessing=label_step)
         return FitColumns(feature_cols, label_col, kinds, label_kind, feature_steps, label_step)
 
-    def _check_data(self, df, columns: "FitColumns", allow_empty: bool = False) -> dict:
-        """One pass over `df` (rows, nulls, NaN/Inf, array lengths); raises on bad data. Returns the
-        summary (with `allow_empty`, also for an empty `df`, unchecked: ``summary["rows"] == 0``)."""
-        summary = input_checks.data_summary(df, columns.label_col, columns.label_kind, columns.feature_kinds)
+    def _payload(self, columns: "FitColumns", config: TrainingConfig) -> bytes:
+        """What the workers unpickle, pickled; its pickling is the check that everything going to
+        the executors pickles (an error names the part that does not)."""
+        worker_model = for_workers(adapter_for(self.model), self.model)
+        parts = dict(model=worker_model, criterion=self.criterion, optimMethod=config.optim_method,
+                     feature_preprocessing=columns.feature_steps, label_preprocessing=columns.label_step)
+        return input_checks.pickled(worker_payload(worker_model, self.criterion, columns.build(), config), **parts)
+
+    def _check_data(self, df, columns: "FitColumns", allow_empty: bool = False):
+        """One aggregation over `df` (rows, nulls, NaN/Inf, array lengths, and the first rows);
+        raises on bad data. Returns (summary, first rows); with `allow_empty` an empty `df` gives
+        (summary with ``rows == 0``, None), unchecked."""
+        summary, sample = input_checks.summary_and_sample(df, columns.label_col, columns.label_kind,
+                                                          columns.feature_kinds, columns.inputs)
         if allow_empty and summary["rows"] == 0:
-            return summary
+            return summary, None
         input_checks.check_summary(summary, columns.label_col, dict(zip(columns.feature_cols, columns.feature_steps)),
                                    columns.feature_kinds)
-        return summary
+        return summary, sample
 
-    def _check_model_on(self, frame, columns: "FitColumns", summary: dict):
-        """Run the model and criterion on a few rows of `frame` (`columns.select(df)`); returns the output."""
+    def _check_model_on(self, sample, columns: "FitColumns", summary: dict):
+        """Run the model and criterion on the first rows (`_check_data`); returns the output."""
         adapter = adapter_for(self.model)
-        output = input_checks.dry_run(frame, columns.names, len(columns.feature_cols), columns.build(), adapter,
+        output = input_checks.dry_run(sample, columns.names, len(columns.feature_cols), columns.build(), adapter,
                                       self.model, self.criterion,
                                       check_output=lambda out: self._check_labels(summary, out))
         # After the dry run, which builds a Keras model that was not built yet.
@@ -271,19 +285,25 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         started = time.time()
         self._check_model()
         adapter = adapter_for(self.model)
+        spark = df.sparkSession
+        slots = available_slots(spark)
         # Storage first: a bad checkpoint URL fails before the input checks below run Spark jobs.
-        config = storage_preflight(df.sparkSession, self._training_config(df))
-        columns = self._plan_columns(df, config)
-        summary = self._check_data(df, columns)
-        frame = columns.select(df)
-        validation = self.validation
-        if validation is not None:
+        config = storage_preflight(spark, self._training_config(slots))
+        check_slots(config.num_workers, slots)
+        columns = self._plan_columns(df)
+        validation_df = self.validation.data if self.validation is not None else None
+        if validation_df is not None:
             for c in columns.names:
-                column_kind(validation.data, c, "validation")
-            config.validation = dataclasses.replace(validation, data=columns.select(validation.data))
-        output = self._check_model_on(frame, columns, summary)
-        result = run_fit(frame, columns.names, len(columns.feature_cols), for_workers(adapter, self.model),
-                         self.criterion, columns.build(), config, started=started)
+                column_kind(validation_df, c, "validation")
+        built = adapter.is_built(self.model)
+        # The one pickling of the model (two for a model the dry run builds: the first is small).
+        payload = self._payload(columns, config)
+        summary, sample = self._check_data(df, columns)
+        output = self._check_model_on(sample, columns, summary)
+        if not built:
+            payload = self._payload(columns, config)
+        frame = prepare_frame(df, columns.inputs, config.num_workers, validation_df)
+        result = run_fit(frame, columns.names, len(columns.feature_cols), payload, config, started=started)
         trained = copy_model(adapter, self.model)
         adapter.load_state_bytes_into(trained, result.model_state)
         model = self._create_model(trained, columns.feature_steps, output)

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from zoo import storage
 from zoo.engine import checkpoint as ckpt
-from zoo.engine.adapters import adapter_for, copy_model, for_workers
+from zoo.engine.adapters import adapter_for, copy_model
 from zoo.engine.config import CheckpointConfig
-from zoo.engine.launcher import run_fit
+from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run_fit
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import MaxEpoch
 from zoo.errors import SchemaDriftError, ZooRuntimeError, ZooTypeError, ZooValueError, check_positive_int
@@ -328,14 +328,13 @@ class StreamTrainer:
             return
         check_schema(self.expected_schema, schema_of(batch_df, self.columns.names), f"Micro-batch {batch_id}")
         estimator, columns = self.estimator, self.columns
-        frame = columns.select(batch_df)
         if not self.checked_model:
             # Once per fit: the data pass and the model's dry run. Later micro-batches get only the
             # schema check above; a bad one fails in the engine before its update is checkpointed.
-            summary = estimator._check_data(batch_df, columns, allow_empty=True)
+            summary, sample = estimator._check_data(batch_df, columns, allow_empty=True)
             rows = int(summary["rows"])
             if rows:
-                estimator._check_model_on(frame, columns, summary)
+                estimator._check_model_on(sample, columns, summary)
                 self.checked_model = True
         else:
             rows = batch_df.count()
@@ -345,9 +344,9 @@ class StreamTrainer:
         target = MaxEpoch(epoch + estimator.getMaxEpoch())
         config = dataclasses.replace(self.config, end_trigger=target, run_id=uuid.uuid4().hex,
                                      checkpoint=dataclasses.replace(self.config.checkpoint, trigger=target))
-        adapter = adapter_for(estimator.model)
-        result = run_fit(frame, columns.names, len(columns.feature_cols), for_workers(adapter, estimator.model),
-                         estimator.criterion, columns.build(), config, started=started)
+        frame = prepare_frame(batch_df, columns.inputs, config.num_workers)
+        result = run_fit(frame, columns.names, len(columns.feature_cols), estimator._payload(columns, config), config,
+                         started=started)
         latest = ckpt.latest_checkpoint(self.state.state_dir)
         losses = [h["loss"] for h in result.history if h.get("event") == "step"]
         entry = BatchRecord(batch_id, rows, float(sum(losses) / len(losses)) if losses else math.nan,
@@ -548,12 +547,15 @@ def fit_stream(estimator, stream_df, *, checkpoint_location: str, registry=None,
         raise ZooValueError("Publishing is configured but no trigger is: set publish_every_batches, "
                             "publish_every_seconds or publish_on_metric.")
     state = StreamState(checkpoint_location)
-    training = estimator._training_config(stream_df)
+    slots = available_slots(stream_df.sparkSession)
+    training = estimator._training_config(slots)
     training = dataclasses.replace(training, validation=None,
                                    checkpoint=CheckpointConfig(state.state_dir, MaxEpoch(1), overwrite=False,
                                                                resume=True))
     config = storage_preflight(stream_df.sparkSession, training)
-    columns = estimator._plan_columns(stream_df, config)
+    check_slots(config.num_workers, slots)
+    columns = estimator._plan_columns(stream_df)
+    estimator._payload(columns, config)  # what goes to the executors pickles, before the query starts
     received = schema_of(stream_df, columns.names)
     record = state.last_commit()
     expected = record["schema"] if record else received

@@ -19,7 +19,8 @@
   worker, with `step(closure) -> loss` (the closure computes the reduced gradient into the flat
   buffer and returns the loss), `state_dict`, `load_state_dict`.
 - `dry_run(model, criterion, inputs, target) -> numpy output`, `predict(model, inputs) -> numpy`,
-  `trainable_count(model) -> int` (elements the optimizer would update), `state_bytes_of(model)`,
+  `is_built(model) -> bool` (whether its weights exist: a lazy or unbuilt model gets them from
+  `dry_run`), `trainable_count(model) -> int` (elements the optimizer would update), `state_bytes_of(model)`,
   `load_state_bytes_into(model, blob)` for the driver side.
 
 Optional, for frameworks whose models do not cloudpickle well (Keras): `portable(model)`, what is

@@ -705,6 +705,11 @@ def dry_run(model, criterion, inputs: list[np.ndarray], target: np.ndarray | Non
     return _to_numpy(_first_output(output)).astype(np.float32)
 
 
+def is_built(model) -> bool:
+    """Whether `model` has its weights (a Keras model without an input shape builds on its first call)."""
+    return bool(unwrap(model).built)
+
+
 def trainable_count(model) -> int:
     """Elements in the trainable variables of `model` (built: `dry_run` builds it)."""
     return sum(int(np.prod(v.shape)) for v in unwrap(model).trainable_variables)

@@ -189,6 +189,11 @@ def dry_run(model: torch.nn.Module, criterion, inputs: list[np.ndarray], target:
     return _first_output(output).float().numpy()
 
 
+def is_built(model: torch.nn.Module) -> bool:
+    """Whether every parameter of `model` exists (a lazy module's appear on its first forward)."""
+    return not any(torch.nn.parameter.is_lazy(p) for p in model.parameters())
+
+
 def trainable_count(model: torch.nn.Module) -> int:
     """Elements in the parameters of `model` that require a gradient."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
