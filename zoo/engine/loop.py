@@ -22,6 +22,7 @@ from zoo.engine.collective import FlatBuffers, ShardedAggregator, all_gather_obj
 from zoo.engine.config import TrainingConfig
 from zoo.engine.hierarchical import HierarchicalAggregator
 from zoo.engine.profile import StepProfile
+from zoo.engine.sample_file import SampleFile
 from zoo.engine.topology import GLOO, HIERARCHICAL, SHARED_MEMORY, Topology
 from zoo.engine.triggers import TrainingState
 from zoo.errors import NonFiniteLossError
@@ -43,6 +44,27 @@ class LocalData:
         """The samples at `index` as tensors."""
         inputs = [torch.from_numpy(np.ascontiguousarray(x[index])) for x in self.inputs]
         return inputs, torch.from_numpy(np.ascontiguousarray(self.target[index]))
+
+    @classmethod
+    def empty(cls, num_inputs: int) -> "LocalData":
+        """No samples (a worker whose partition has none), with `num_inputs` model inputs."""
+        return cls([np.zeros(0, np.float32)] * num_inputs, np.zeros(0, np.float32))
+
+
+class DiskData:
+    """One worker's samples in a `SampleFile` on local disk (cachingSample="DISK"): only the
+    batch a step reads is in memory. Same interface as LocalData."""
+
+    def __init__(self, samples: SampleFile):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def batch(self, index: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The samples at `index` as tensors, read from the file."""
+        *inputs, target = self.samples.read(index)
+        return [torch.from_numpy(x) for x in inputs], torch.from_numpy(target)
 
 
 def step_sizes(count: int, steps: int) -> np.ndarray:
