@@ -27,6 +27,7 @@ STEPS = 60
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_a_disk_fit_trains_on_three_times_the_workers_memory_limit_like_an_in_memory_fit_and_a_memory_fit_fails(
         spark):
     done = subprocess.run([sys.executable, JOB, "--rows", str(ROWS), "--limit-mb", str(LIMIT_MIB),
