@@ -214,7 +214,8 @@ class WorkerLoop:
         self.loss = math.nan
         self.samples_per_second = math.nan
         self.profiles: list[dict] = []
-        self._shuffled_epochs = 0  # epochs whose shuffle self.data has had (see _arrange_epoch)
+        self._shuffled_data = None  # the data _arrange_epoch last shuffled, and how many epochs' shuffles it had
+        self._shuffled_epochs = 0
 
     # ---- resume -------------------------------------------------------------------------
     def restore(self, directory: str) -> None:
@@ -415,9 +416,13 @@ class WorkerLoop:
         """Put the samples in this epoch's order, once per epoch: epoch e's order is the data's
         order shuffled by the permutations of epochs 0..e in turn (seeded by seed, epoch and
         rank), so a fit resumed at epoch e replays the earlier shuffles and reads what an
-        uninterrupted fit reads."""
+        uninterrupted fit reads. Data handed to a running loop (a Flink stream's next round)
+        starts from its own epoch's shuffle."""
         if not self.config.shuffle:
             return
+        if self.data is not self._shuffled_data:
+            self._shuffled_epochs = 0 if self._shuffled_data is None else self.epoch
+            self._shuffled_data = self.data
         for epoch in range(self._shuffled_epochs, self.epoch + 1):
             self.data.shuffle([self.config.seed, epoch, self.rank])
         self._shuffled_epochs = max(self._shuffled_epochs, self.epoch + 1)
