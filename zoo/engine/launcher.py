@@ -174,13 +174,19 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
 
 
 def release_memory() -> None:
-    """Free what a finished task left: reference cycles, and memory Arrow's pool holds unused."""
+    """Free what a finished task left: reference cycles, memory Arrow's pool holds unused, and
+    the free pages of the C heap (glibc keeps freed batch-sized blocks for reuse otherwise)."""
+    import ctypes
+    import ctypes.util
     import gc
 
     import pyarrow as pa
 
     gc.collect()
     pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
 
 
 def _is_peer_failure(exc: BaseException) -> bool:
