@@ -8,15 +8,23 @@ processes sharing them) of the JVM and every Python process under it every 50 ms
 shows, per process: before the fit (data cached, workers warm), the peak during the fit, and
 idle after the fit returned, in MiB, with the raw data size (N x 64 x 4 bytes) as the yardstick.
 
-    .venv/bin/python bench/memory.py [--rows 2000000] [--spill]
+    .venv/bin/python bench/memory.py [--rows 2000000] [--caching DISK]
+    .venv/bin/python bench/memory.py --limit-mib 1400
 
---spill sets cachingSample=False: each worker keeps its samples in memory-mapped files on local disk.
+--caching DISK: each worker streams its samples into a file on local disk (cachingSample="DISK").
+--limit-mib L: instead, the larger-than-memory row: on local-cluster[1,1,1024] with
+spark.executor.pyspark.memory=L (which Spark enforces as the Python worker's address-space
+limit), one worker fits 3 x L of data with cachingSample="DISK" and then with "MEMORY"
+(tests/engine/memory_limit_job.py); prints each fit's outcome, time and the worker's peaks.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -24,6 +32,8 @@ import psutil
 
 MIB = 1 << 20
 WIDTH = 64
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIMIT_JOB = os.path.join(CHECKOUT, "tests", "engine", "memory_limit_job.py")
 
 
 def pss(pid: int) -> int:
@@ -82,11 +92,35 @@ def snapshot(jvm_pid: int) -> dict[int, tuple[str, int]]:
     return {pid: (role, pss(pid)) for pid, role in processes(jvm_pid).items()}
 
 
+def under_limit(limit_mib: int) -> None:
+    """Fit 3 x `limit_mib` of data with one Python worker limited to `limit_mib`, on disk then in memory."""
+    rows = 3 * limit_mib * MIB // (WIDTH * 4)
+    done = subprocess.run([sys.executable, LIMIT_JOB, "--rows", str(rows), "--limit-mb", str(limit_mib),
+                           "--caching", "DISK", "MEMORY"], capture_output=True, text=True, cwd=CHECKOUT,
+                          env={**os.environ, "PYTHONPATH": CHECKOUT})
+    if done.returncode:
+        sys.exit(done.stderr[-4000:])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\n{rows:,} x {WIDTH} float32 ({result['data_mib']:,.0f} MiB, {result['data_mib'] / limit_mib:.1f}x) on one "
+          f"Python worker limited to {limit_mib:,} MiB (spark.executor.pyspark.memory)")
+    print(f"{'cachingSample':<14} {'outcome':<40} {'seconds':>8} {'VmPeak MiB':>11} {'VmHWM MiB':>10}")
+    for fit in result["fits"]:
+        outcome = f"trained, loss {fit['loss']:.2e}" if "error" not in fit else fit["error"].splitlines()[-1][:40]
+        peaks = fit.get("peak_kb", {})
+        print(f"{fit['caching']:<14} {outcome:<40} {fit['seconds']:>8.1f} {peaks.get('VmPeak', 0) / 1024:>11,.0f} "
+              f"{peaks.get('VmHWM', 0) / 1024:>10,.0f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--spill", action="store_true", help="cachingSample=False (samples on local disk)")
+    parser.add_argument("--caching", choices=("MEMORY", "DISK"), default="MEMORY", help="cachingSample")
+    parser.add_argument("--limit-mib", type=int, default=0,
+                        help="instead: fit 3x this spark.executor.pyspark.memory on disk and in memory")
     args = parser.parse_args()
+    if args.limit_mib:
+        under_limit(args.limit_mib)
+        return
 
     import torch
     from pyspark import StorageLevel
@@ -106,7 +140,7 @@ def main():
     wait_for_warm_up()
     raw = args.rows * WIDTH * 4
     estimator = NNEstimator(model=torch.nn.Linear(WIDTH, 1), criterion=torch.nn.MSELoss(), batchSize=8192, learningRate=1e-3,
-                            numWorkers=2, endWhen=MaxEpoch(1), cachingSample=not args.spill).setShowProgress(False)
+                            numWorkers=2, endWhen=MaxEpoch(1), cachingSample=args.caching).setShowProgress(False)
 
     before = snapshot(jvm_pid)
     sampler = Sampler(jvm_pid)
@@ -117,7 +151,7 @@ def main():
     sampler.stop()
     after = snapshot(jvm_pid)
 
-    print(f"\nfit of {args.rows:,} x {WIDTH} float32 (raw {raw / MIB:,.0f} MiB), cachingSample={not args.spill}, "
+    print(f"\nfit of {args.rows:,} x {WIDTH} float32 (raw {raw / MIB:,.0f} MiB), cachingSample={args.caching}, "
           f"{took:.1f} s; PSS in MiB")
     print(f"{'process':<18} {'pid':>8} {'before':>9} {'peak':>9} {'after':>9} {'peak/raw':>9}")
     pids = sorted(set(before) | set(after) | set(sampler.peaks), key=lambda p: (sampler.roles.get(p, ""), p))
@@ -131,6 +165,10 @@ def main():
           f"{total_after / MIB:>9,.0f} {sampler.peak_total / raw:>9.2f}")
     print(f"the fit's growth: peak {(sampler.peak_total - total_before) / raw:.2f}x raw, "
           f"after {(total_after - total_before) / raw:.2f}x raw")
+    workers = [pid for pid in pids if (before.get(pid) or after.get(pid) or ("",))[0] == "python worker"]
+    grown = sum(after.get(pid, ("", 0))[1] - before.get(pid, ("", 0))[1] for pid in workers)
+    print(f"python workers after the fit against before it: {grown / MIB:+,.0f} MiB "
+          f"({grown / raw:+.2f}x raw; workers that were not there before count from 0)")
     spark.stop()
 
 

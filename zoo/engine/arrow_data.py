@@ -1,9 +1,6 @@
-"""Arrow record batches to numpy columns, once per worker; optional spill to local disk."""
+"""Arrow record batches to numpy columns, once per worker (or once per batch, for `cachingSample="DISK"`)."""
 
 from __future__ import annotations
-
-import os
-import tempfile
 
 import numpy as np
 import pyarrow as pa
@@ -91,22 +88,3 @@ def read_columns(batches, names: list[str]) -> dict[str, np.ndarray]:
         arrays[name] = column_to_numpy(pa.chunked_array(chunks, type=chunks[0].type), name)
     return {name: arrays[name] for name in names}
 
-
-def spill_to_disk(arrays: list[np.ndarray], directory: str | None = None) -> list[np.ndarray]:
-    """Write arrays to memory-mapped files on local disk and return read-only views of them.
-
-    Used when samples should not stay in memory (`cachingSample=False`); the files are unlinked
-    at once, so they disappear when the worker lets go of them.
-    """
-    directory = directory or os.environ.get("SPARK_LOCAL_DIRS", "").split(",")[0] or None
-    spilled = []
-    for array in arrays:
-        if array.dtype == object:
-            spilled.append(array)
-            continue
-        handle, path = tempfile.mkstemp(prefix="zoo-samples-", suffix=".npy", dir=directory)
-        os.close(handle)
-        np.save(path, array)
-        spilled.append(np.load(path, mmap_mode="r"))
-        os.unlink(path)
-    return spilled

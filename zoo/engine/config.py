@@ -16,6 +16,25 @@ DEFAULT_SEED = 42
 GRADIENT_COMPRESSIONS = ("none", "bf16")
 #: "auto": shared memory when every worker is on one host, else gloo; "gloo": always gloo.
 TRANSPORTS = ("auto", "gloo")
+#: Where a worker keeps its training samples (`cachingSample`): "MEMORY" (True, the default) or
+#: "DISK" (False, as in Analytics Zoo: a file on the executor's local disk, so a partition larger
+#: than the worker's memory trains).
+SAMPLE_CACHES = {True: "MEMORY", False: "DISK"}
+
+
+def samples_in_memory(value) -> bool:
+    """`cachingSample` as a bool: True / "MEMORY" keep samples in memory, False / "DISK" on local disk.
+
+    Raises ZooValueError naming the value otherwise.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.upper() in SAMPLE_CACHES.values():
+        return value.upper() == SAMPLE_CACHES[True]
+    raise ZooValueError(
+        f"Expected `cachingSample` in (True, False, 'MEMORY', 'DISK'). Received: cachingSample={value!r}. "
+        f"Use 'MEMORY' (True) to keep training samples in the workers' memory, or 'DISK' (False) to keep "
+        f"them on the executors' local disk when a partition does not fit in a worker's memory.")
 
 
 @dataclass
@@ -79,7 +98,8 @@ class TrainingConfig:
         gradient_compression: "none" or "bf16" (gradients travel over gloo as bfloat16; the
             shared-memory transport moves no bytes over a network, so it ignores this).
         transport: "auto" (shared memory when all workers share a host, else gloo) or "gloo".
-        caching_sample: keep samples in memory (True) or in a memory-mapped file on local disk.
+        caching_sample: keep samples in memory (True or "MEMORY") or stream them into a file on the
+            executor's local disk (False or "DISK"; see `zoo.engine.sample_file`); stored as a bool.
         shuffle: reshuffle each worker's samples every epoch.
         seed: seeds shuffling and torch on every worker.
         show_progress: a tqdm bar on the driver.
@@ -103,7 +123,7 @@ class TrainingConfig:
     clip_l2_norm: float | None = None
     gradient_compression: str = "none"
     transport: str = "auto"
-    caching_sample: bool = True
+    caching_sample: bool | str = True
     shuffle: bool = True
     seed: int = DEFAULT_SEED
     show_progress: bool = True
@@ -121,6 +141,7 @@ class TrainingConfig:
                 f"{self.batch_size!r}. Raise batchSize or lower numWorkers."
             )
         check_trigger("endWhen", self.end_trigger)
+        self.caching_sample = samples_in_memory(self.caching_sample)
         if self.gradient_compression not in GRADIENT_COMPRESSIONS:
             raise ZooValueError(
                 f"Expected gradient compression in {GRADIENT_COMPRESSIONS}. Received: {self.gradient_compression!r}."

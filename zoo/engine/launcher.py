@@ -115,15 +115,15 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
         import_worker_modules()
         import os
 
-        import numpy as np
         import pyarrow as pa
         import torch
         from pyspark import BarrierTaskContext
 
         from zoo.engine.adapters import adapter_for
-        from zoo.engine.arrow_data import read_columns, spill_to_disk
+        from zoo.engine.arrow_data import read_columns
         from zoo.engine.collective import destroy_process_group, init_process_group
-        from zoo.engine.loop import LocalData, WorkerLoop
+        from zoo.engine.loop import DiskData, LocalData, WorkerLoop
+        from zoo.engine.sample_file import stream_to_files
 
         context = BarrierTaskContext.get()
         rank = context.partitionId()
@@ -135,26 +135,38 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             cores = int(context.cpus()) if hasattr(context, "cpus") else 1
             torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", cores))))
             torch.manual_seed(config.seed)
-            arrays = read_columns(batches, columns + [SPLIT_COLUMN])
-            split = arrays.pop(SPLIT_COLUMN).astype(bool) if len(arrays[columns[0]]) else None
             build = payload["build_samples"]
+            names = columns + [SPLIT_COLUMN]
+            # Part 0: the training rows; part 1: the validation rows, marked by SPLIT_COLUMN.
+            parts = (False, True) if config.validation else (False,)
 
-            def rows(column, mask):
-                # Every row (no validation split): the array itself, not a copy of it.
-                return arrays[column] if mask.all() else arrays[column][mask]
+            def samples(arrays, part) -> list | None:
+                """One part's samples of `arrays` (model inputs, then the target), None if it has none."""
+                split = arrays[SPLIT_COLUMN].astype(bool)
+                mask = split if parts[part] else ~split
+                if not mask.any():
+                    return None
 
-            def local_data(mask) -> LocalData:
-                if mask is None or not mask.any():
-                    return LocalData([np.zeros(0, np.float32)] * num_features, np.zeros(0, np.float32))
-                labels = rows(columns[num_features], mask) if len(columns) > num_features else None
-                inputs, target = build([rows(c, mask) for c in columns[:num_features]], labels)
-                if not config.caching_sample:
-                    *inputs, target = spill_to_disk(list(inputs) + [target])
-                return LocalData(list(inputs), target)
+                def rows(column):
+                    # Every row (no validation split): the array itself, not a copy of it.
+                    return arrays[column] if mask.all() else arrays[column][mask]
 
-            train = local_data(None if split is None else ~split)
-            validation = local_data(split) if config.validation else None
-            del arrays
+                labels = rows(columns[num_features]) if len(columns) > num_features else None
+                inputs, target = build([rows(c) for c in columns[:num_features]], labels)
+                return list(inputs) + [target]
+
+            if config.caching_sample:
+                arrays = read_columns(batches, names)
+                data = [samples(arrays, part) for part in range(len(parts))]
+                data = [LocalData(s[:-1], s[-1]) if s else LocalData.empty(num_features) for s in data]
+                del arrays
+            else:
+                # Batch by batch into files on local disk: memory holds one record batch, not the partition.
+                files = stream_to_files((read_columns([b], names) for b in batches), len(parts), samples)
+                data = [DiskData(f) if len(f) else LocalData.empty(num_features) for f in files]
+                del files
+            train, validation = data[0], (data[1] if config.validation else None)
+            del data
             model, criterion = payload["model"], payload["criterion"]
             adapter = adapter_for(model)
             topology = init_process_group(context)
@@ -180,20 +192,26 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             reporter.close()
             # Python workers outlive the task: let go of the samples and the model now, and hand
             # what Arrow's allocator kept of the batches back to the OS.
-            arrays = train = validation = loop = payload = model = criterion = build = None
+            train = validation = loop = payload = model = criterion = build = None
             release_memory()
 
     return task
 
 
 def release_memory() -> None:
-    """Free what a finished task left: reference cycles, and memory Arrow's pool holds unused."""
+    """Free what a finished task left: reference cycles, memory Arrow's pool holds unused, and
+    the free pages of the C heap (glibc keeps freed batch-sized blocks for reuse otherwise)."""
+    import ctypes
+    import ctypes.util
     import gc
 
     import pyarrow as pa
 
     gc.collect()
     pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
 
 
 def _is_peer_failure(exc: BaseException) -> bool:

@@ -22,6 +22,7 @@ from zoo.engine.collective import FlatBuffers, ShardedAggregator, all_gather_obj
 from zoo.engine.config import TrainingConfig
 from zoo.engine.hierarchical import HierarchicalAggregator
 from zoo.engine.profile import StepProfile
+from zoo.engine.sample_file import SampleFile
 from zoo.engine.topology import GLOO, HIERARCHICAL, SHARED_MEMORY, Topology
 from zoo.engine.triggers import TrainingState
 from zoo.errors import NonFiniteLossError
@@ -29,20 +30,96 @@ from zoo.errors import NonFiniteLossError
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class LocalData:
-    """One worker's samples: model inputs (each with the sample axis first) and targets."""
+def shuffle_rows(arrays: list[np.ndarray], seed: list[int]) -> None:
+    """Reorder the rows (first axis) of every array in place by one random permutation drawn from `seed`.
 
-    inputs: list[np.ndarray]
-    target: np.ndarray
+    Each array is seen as a 1-D array of opaque rows, so numpy's in-place Fisher-Yates shuffle
+    moves whole rows with one row of scratch memory, and draws the same swaps for every array of
+    the same length: the arrays stay aligned row for row. The arrays must be C-contiguous and writable.
+    """
+    for array in arrays:
+        if not len(array):
+            continue
+        rows = array.reshape(len(array), -1)
+        np.random.default_rng(seed).shuffle(rows.view(np.dtype((np.void, rows.strides[0])))[:, 0])
+
+
+def _movable(arrays: list[np.ndarray]) -> bool:
+    """Whether `shuffle_rows` can reorder these arrays in place: C-contiguous, writable, plain
+    (no Python objects), non-empty rows, and no two of them over the same memory."""
+    if any(not isinstance(a, np.ndarray) or not a.flags.c_contiguous or not a.flags.writeable or a.dtype.hasobject
+           or a.ndim == 0 or not len(a) or a.size // len(a) == 0 for a in arrays):
+        return False
+    return not any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
+
+
+class LocalData:
+    """One worker's samples in memory: model inputs (each with the sample axis first) and targets.
+
+    An epoch reads the samples in their current order, a batch being positions [start, stop) of
+    it. `shuffle` reorders the arrays themselves once per epoch where they allow it (see
+    `shuffle_rows`), so every batch is a slice of them: a view, no copy. A model must therefore
+    not write into its input tensors in place. Other arrays (read-only, or sharing memory) keep
+    their order, and a batch gathers its rows from a shuffled index instead.
+
+    Args:
+        inputs: the model inputs, each with the sample axis first.
+        target: the targets.
+    """
+
+    def __init__(self, inputs: list[np.ndarray], target: np.ndarray):
+        self.inputs = inputs
+        self.target = target
+        self.order: np.ndarray | None = None  # original positions, in this epoch's order, when not moved
+        self._movable = _movable(list(inputs) + [target])
 
     def __len__(self) -> int:
         return len(self.target)
 
-    def batch(self, index: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The samples at `index` as tensors."""
-        inputs = [torch.from_numpy(np.ascontiguousarray(x[index])) for x in self.inputs]
-        return inputs, torch.from_numpy(np.ascontiguousarray(self.target[index]))
+    @classmethod
+    def empty(cls, num_inputs: int) -> "LocalData":
+        """No samples (a worker whose partition has none), with `num_inputs` model inputs."""
+        return cls([np.zeros(0, np.float32)] * num_inputs, np.zeros(0, np.float32))
+
+    def shuffle(self, seed: list[int]) -> None:
+        """Reorder the samples by the permutation `seed` draws, applied to their current order."""
+        if self._movable:
+            shuffle_rows(list(self.inputs) + [self.target], seed)
+            return
+        if self.order is None:
+            self.order = np.arange(len(self), dtype=np.int64)
+        shuffle_rows([self.order], seed)
+
+    def batch(self, start: int, stop: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The samples at positions [start, stop) of the current order, as tensors."""
+        rows = slice(start, stop) if self.order is None else self.order[start:stop]
+        inputs = [torch.from_numpy(np.ascontiguousarray(x[rows])) for x in self.inputs]
+        return inputs, torch.from_numpy(np.ascontiguousarray(self.target[rows]))
+
+
+class DiskData:
+    """One worker's samples in a `SampleFile` on local disk (cachingSample="DISK"): only the
+    batch a step reads is in memory. Same interface as LocalData; `shuffle` reorders an index of
+    the file's samples, by the same permutations as LocalData's."""
+
+    def __init__(self, samples: SampleFile):
+        self.samples = samples
+        self.order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def shuffle(self, seed: list[int]) -> None:
+        """Reorder the samples by the permutation `seed` draws, applied to their current order."""
+        if self.order is None:
+            self.order = np.arange(len(self), dtype=np.int64)
+        shuffle_rows([self.order], seed)
+
+    def batch(self, start: int, stop: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The samples at positions [start, stop) of the current order, read from the file."""
+        positions = np.arange(start, stop) if self.order is None else self.order[start:stop]
+        *inputs, target = self.samples.read(positions)
+        return [torch.from_numpy(x) for x in inputs], torch.from_numpy(target)
 
 
 def step_sizes(count: int, steps: int) -> np.ndarray:
@@ -137,6 +214,8 @@ class WorkerLoop:
         self.loss = math.nan
         self.samples_per_second = math.nan
         self.profiles: list[dict] = []
+        self._shuffled_data = None  # the data _arrange_epoch last shuffled, and how many epochs' shuffles it had
+        self._shuffled_epochs = 0
 
     # ---- resume -------------------------------------------------------------------------
     def restore(self, directory: str) -> None:
@@ -168,11 +247,11 @@ class WorkerLoop:
         return False
 
     # ---- one step -----------------------------------------------------------------------
-    def _local_forward_backward(self, index: np.ndarray, weight: float) -> None:
+    def _local_forward_backward(self, rows: slice, weight: float) -> None:
         self.buffers.grads.zero_()
         self.profile.lap("grad_copy")
-        if len(index):
-            inputs, target = self.data.batch(index)
+        if rows.stop > rows.start:
+            inputs, target = self.data.batch(rows.start, rows.stop)
             self.profile.lap("batch")
             loss = self.trainable.train_step(inputs, target, weight, self.profile)
             self.buffers.grads[self.buffers.loss_index] = loss * weight
@@ -187,10 +266,10 @@ class WorkerLoop:
             if norm > self.config.clip_l2_norm:
                 grad.mul_(self.config.clip_l2_norm / (norm + 1e-6))
 
-    def _sharded_step(self, index: np.ndarray, weight: float) -> float:
+    def _sharded_step(self, rows: slice, weight: float) -> float:
         b, profile = self.buffers, self.profile
         profile.begin()
-        self._local_forward_backward(index, weight)
+        self._local_forward_backward(rows, weight)
         # Each worker's part of the shard's gradient; the optimizer sums them as it reads them.
         grad_parts = self.aggregator.reduce_scatter_parts()
         profile.lap("reduce_scatter")
@@ -210,12 +289,12 @@ class WorkerLoop:
         profile.lap("all_gather")
         return float(b.params[b.loss_index])
 
-    def _replicated_step(self, index: np.ndarray, weight: float) -> float:
+    def _replicated_step(self, rows: slice, weight: float) -> float:
         b, profile = self.buffers, self.profile
         profile.begin()
 
         def closure():
-            self._local_forward_backward(index, weight)
+            self._local_forward_backward(rows, weight)
             parts = self.aggregator.reduce_scatter_parts()
             profile.lap("reduce_scatter")
             self.aggregator.all_gather(parts.sum(dim=0), b.grads)
@@ -237,7 +316,7 @@ class WorkerLoop:
         data = self.validation_data
         size = self.config.validation.batch_size
         for start in range(0, len(data) if data is not None else 0, size):
-            inputs, target = data.batch(np.arange(start, min(start + size, len(data))))
+            inputs, target = data.batch(start, min(start + size, len(data)))
             output, loss_sum = self.trainable.evaluate(inputs, target)
             target_np = target.numpy()
             stats = [m.update(s, output, target_np, loss_sum) for m, s in zip(methods, stats)]
@@ -293,13 +372,13 @@ class WorkerLoop:
         step = self._sharded_step if self.sharded else self._replicated_step
         state = TrainingState(self.epoch, self.iteration, self.loss)
         first_step_done, samples_seen = None, 0
+        offsets = np.concatenate([[0], np.cumsum(plan.local_sizes)])
         while not end(state):
-            order = self._epoch_order()
-            offsets = np.concatenate([[0], np.cumsum(plan.local_sizes)])
+            self._arrange_epoch()
             window_start, window_samples = time.time(), 0
             for s in range(self.start_step, plan.steps_per_epoch):
-                index = order[offsets[s]:offsets[s + 1]]
-                self.loss = step(index, float(plan.local_sizes[s]) / float(plan.global_sizes[s]))
+                rows = slice(int(offsets[s]), int(offsets[s + 1]))
+                self.loss = step(rows, float(plan.local_sizes[s]) / float(plan.global_sizes[s]))
                 if not math.isfinite(self.loss):
                     # The loss is the global one, the same on every worker: all of them stop here.
                     raise NonFiniteLossError(self.iteration + 1, self.epoch, self.loss)
@@ -333,8 +412,17 @@ class WorkerLoop:
         average_tensors(self.trainable.float_buffers())
         self.profiles = all_gather_objects(self.profile.summary())
 
-    def _epoch_order(self) -> np.ndarray:
+    def _arrange_epoch(self) -> None:
+        """Put the samples in this epoch's order, once per epoch: epoch e's order is the data's
+        order shuffled by the permutations of epochs 0..e in turn (seeded by seed, epoch and
+        rank), so a fit resumed at epoch e replays the earlier shuffles and reads what an
+        uninterrupted fit reads. Data handed to a running loop (a Flink stream's next round)
+        starts from its own epoch's shuffle."""
         if not self.config.shuffle:
-            return np.arange(len(self.data))
-        rng = np.random.default_rng([self.config.seed, self.epoch, self.rank])
-        return rng.permutation(len(self.data))
+            return
+        if self.data is not self._shuffled_data:
+            self._shuffled_epochs = 0 if self._shuffled_data is None else self.epoch
+            self._shuffled_data = self.data
+        for epoch in range(self._shuffled_epochs, self.epoch + 1):
+            self.data.shuffle([self.config.seed, epoch, self.rank])
+        self._shuffled_epochs = max(self._shuffled_epochs, self.epoch + 1)

@@ -10,7 +10,7 @@ from zoo.errors import ZooTypeError, ZooValueError, check_positive_int
 from zoo.nnframes.summary import Summary, TrainSummary, ValidationSummary
 
 #: AZ's data cache levels: "DRAM" keeps samples in memory, "DISK_AND_DRAM" keeps them on local
-#: disk and pages in what a step needs (Zoo memory-maps the spilled samples).
+#: disk and pages in what a step needs (Zoo streams the samples into a file and reads each step's batch).
 DATA_CACHE_LEVELS = {"DRAM": True, "DISK_AND_DRAM": False}
 
 
@@ -62,7 +62,7 @@ class _AZEstimatorMethods:
 
     def setDataCacheLevel(self, level, numSlice=None):
         """Where workers keep training samples: "DRAM" (memory) or "DISK_AND_DRAM" (local disk,
-        memory-mapped, so only what a step reads is in memory; `numSlice` is accepted and has no
+        streamed there batch by batch, so only what a step reads is in memory; `numSlice` is accepted and has no
         further effect). Same as setCachingSample(True / False)."""
         if level not in DATA_CACHE_LEVELS:
             raise ZooValueError(f"Expected a data cache level in {list(DATA_CACHE_LEVELS)}. Received: {level!r}. "

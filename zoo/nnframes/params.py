@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol
 
-from zoo.engine.config import DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_SEED
+from zoo.engine.config import DEFAULT_BATCH_SIZE, DEFAULT_LEARNING_RATE, DEFAULT_SEED, samples_in_memory
 from zoo.errors import ZooTypeError
 
 
@@ -127,11 +127,12 @@ class HasNumWorkers(Params):
 
 class HasCachingSample(Params):
     cachingSample = Param(Params._dummy(), "cachingSample",
-                          "keep training samples in memory (True) or memory-map them from local disk",
-                          typeConverter=TypeConverters.toBoolean)
+                          "keep training samples in memory (True or 'MEMORY') or on the executors' local disk "
+                          "(False or 'DISK': a partition larger than a worker's memory trains)",
+                          typeConverter=samples_in_memory)
 
     def setCachingSample(self, value):
-        """Set `cachingSample`; returns self."""
+        """Set `cachingSample` (True / "MEMORY", or False / "DISK"); returns self."""
         return self._set(cachingSample=value)
 
     def getCachingSample(self) -> bool:

@@ -25,7 +25,7 @@ UNSET = -1
 DEFAULT_BATCH_PER_THREAD = 32
 FEATURE_PREFIX, LABEL_COLUMN = "feature_", "label"
 #: Analytics Zoo's memory_type values: "DRAM" keeps training samples in memory; "DISK_AND_DRAM"
-#: (or "DISK_n") keeps them on local disk, memory-mapped, so the OS caches what fits.
+#: (or "DISK_n") streams them into a file on local disk, so the OS caches what fits.
 MEMORY_TYPES = ("DRAM", "DISK_AND_DRAM")
 
 
@@ -38,7 +38,7 @@ def caching_sample_for(memory_type: str) -> bool:
         return False
     if value == "PMEM":
         raise ZooValueError("memory_type='PMEM' (Optane persistent memory) is not supported. Use 'DRAM' (samples in "
-                            "memory) or 'DISK_AND_DRAM' (samples memory-mapped from local disk).")
+                            "memory) or 'DISK_AND_DRAM' (samples in a file on local disk).")
     raise ZooValueError(f"Expected `memory_type` in {MEMORY_TYPES} (or 'DISK_n'). Received: memory_type={memory_type!r}.")
 
 
@@ -138,7 +138,7 @@ class TFDataset:
         shuffle: reshuffle each worker's samples every training epoch (default True; set False
             for a reproducible order).
         caching_sample: keep training samples in memory (True, AZ's memory_type="DRAM") or
-            memory-map them from local disk (False, "DISK_AND_DRAM").
+            keep them in a file on local disk (False, "DISK_AND_DRAM").
 
     Every constructor also takes AZ's keywords: `shuffle`, `sequential_order` (True: no
     shuffling), `memory_type` and `hard_code_batch_size` (accepted; TF 2 batches are dynamic).
