@@ -60,12 +60,13 @@ def frame(spark, x: np.ndarray, y: np.ndarray):
 
 @dataclasses.dataclass
 class Answer:
-    """One served event: when it was answered, by which version, and whether it was right."""
+    """One served event: when it was answered, by which version, whether it was right, its input."""
 
     at: float
     version: int | None
     correct: bool
     drifted: bool
+    features: np.ndarray
 
 
 class RecentEvents:
@@ -120,7 +121,7 @@ def send_events(queue, recent: RecentEvents, seconds: float, rate: float, seed: 
         label = float(concept(x, drifted)[0])
         answer = queue.predict(x[0].astype(np.float32), with_version=True)
         predicted = float(np.argmax(np.asarray(answer.value).reshape(-1)))
-        answers.append(Answer(now, answer.version, predicted == label, drifted))
+        answers.append(Answer(now, answer.version, predicted == label, drifted, x[0]))
         queue.feedback(answer.uri, label, features=x[0].tolist())
         recent.add(x[0], label)
         time.sleep(max(0.0, (len(answers) / rate) - (time.monotonic() - started)))
@@ -158,13 +159,20 @@ def timeline(answers: list[Answer], bucket_s: float = 5.0) -> list[tuple[float, 
 
 
 def plot(rows, drift_at: float, path: str) -> None:
-    """Served accuracy over time, the drift and the version answering in each interval."""
+    """Write `draw_timeline`'s figure to the PNG file `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
+    draw_timeline(ax, rows, drift_at)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def draw_timeline(ax, rows, drift_at: float) -> None:
+    """Served accuracy over time (`timeline` rows), the drift and the versions answering in each interval."""
     ax.plot([r[0] for r in rows], [r[1] for r in rows], marker="o")
     ax.axvline(drift_at, color="red", linestyle="--", label="concept drift")
     for start, accuracy, versions in rows:
@@ -174,8 +182,6 @@ def plot(rows, drift_at: float, path: str) -> None:
     ax.set_ylabel("served accuracy")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 def run(spark, workdir: pathlib.Path, seconds: float = 90.0, rate: float = 100.0, trigger_s: float = 3.0):

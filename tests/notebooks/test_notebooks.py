@@ -72,6 +72,12 @@ def _requirements(name: str) -> str | None:
             (shutil.which("redis-server") is not None, "redis-server: apt-get install redis-server"),
             (_flink_kernel_dir() is not None, "the Flink environment and its kernel: bash scripts/setup_flink.sh"),
         ])
+    if name.startswith("06_"):
+        return _missing([
+            (shutil.which("redis-server") is not None, "redis-server: apt-get install redis-server"),
+            (_module("mlflow"), "MLflow: pip install 'spark-zoo[registry]'"),
+            (all(_module(m) for m in ("redis", "fastapi", "uvicorn")), "the serving extra: pip install 'spark-zoo[serving]'"),
+        ])
     return None
 
 
@@ -120,8 +126,8 @@ def _plot_cells_without_image(executed) -> list[int]:
             if not any("image/png" in output.get("data", {}) for output in executed.cells[i].outputs)]
 
 
-def test_there_are_five_notebooks():
-    assert [n[:3] for n in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"], NOTEBOOKS
+def test_there_are_six_notebooks():
+    assert [n[:3] for n in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"], NOTEBOOKS
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
