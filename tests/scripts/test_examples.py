@@ -4,6 +4,7 @@ training writes a model that batch inference reads; start_serving answers a requ
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -92,3 +93,24 @@ def test_start_serving_answers_a_request_then_stops(tmp_path):
             if job.poll() is None:
                 job.kill()
                 job.wait()
+
+
+@pytest.mark.slow
+def test_the_online_learning_loop_recovers_from_a_concept_drift(tmp_path):
+    pytest.importorskip("mlflow", reason="the registry needs MLflow: pip install 'spark-zoo[registry]'")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server")
+    plot = tmp_path / "loop.png"
+    seconds = 60
+    out = submit("online_learning.py", "--workdir", str(tmp_path / "loop"), "--seconds", str(seconds), "--plot", str(plot))
+    before = float(re.search(r"accuracy before the drift ([\d.]+)", out).group(1))
+    assert before > 0.9, out
+    # The served accuracy per 5 s: it dips after the drift, then recovers as new versions swap in.
+    buckets = [(float(start), float(accuracy)) for start, accuracy in re.findall(r"^\s+(\d+)\s+([\d.]+)\s+\[", out, re.M)]
+    after = [accuracy for start, accuracy in buckets if start >= seconds / 2]
+    assert min(after) < before - 0.2 and after[-1] > min(after) + 0.15, out
+    statuses = re.findall(r"^v(\d+): (\w+)", out, re.MULTILINE)
+    assert len(statuses) >= 3 and statuses[0] == ("1", "retired"), out  # streaming versions replaced the first
+    assert sum(status == "champion" for _, status in statuses) == 1, out
+    assert re.search(r"freshness: median [\d.]+ s", out), out
+    assert plot.stat().st_size > 0
