@@ -4,6 +4,7 @@ carries, the Redis channel of alias moves."""
 from __future__ import annotations
 
 import os
+import re
 
 #: Environment variable naming Zoo's home folder (the default registry lives there).
 ZOO_HOME_ENV = "ZOO_HOME"
@@ -59,3 +60,17 @@ def default_tracking_uri() -> str:
 def alias_channel(name: str) -> str:
     """The Redis pub/sub channel on which alias moves of model ``name`` are published."""
     return f"zoo:model-alias:{name}"
+
+
+#: A registry model URI: ``models:/name@alias`` or ``models:/name/3``.
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[0-9]+))$")
+
+
+def parse_model_uri(uri: object) -> tuple[str, str | None, int | None] | None:
+    """``(name, alias, version)`` of ``models:/name@alias`` (version None) or ``models:/name/3``
+    (alias None); None when ``uri`` is neither (callers raise their own error)."""
+    match = MODEL_URI.match(uri) if isinstance(uri, str) else None
+    if match is None:
+        return None
+    version = match["version"]
+    return match["name"], match["alias"], int(version) if version else None

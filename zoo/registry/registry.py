@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,6 @@ from zoo.registry.errors import RegistryError
 logger = logging.getLogger(__name__)
 
 #: ``models:/name@alias`` or ``models:/name/3``.
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
-
-
 @dataclass(frozen=True)
 class GateDecision:
     """What the evaluation gate decided for one version.
@@ -338,21 +334,19 @@ class ModelRegistry:
             RegistryError: the URI is malformed, the model, alias or version does not exist, or
                 the version's files are missing.
         """
-        match = _MODEL_URI.match(uri) if isinstance(uri, str) else None
-        if match is None:
+        parsed = D.parse_model_uri(uri)
+        if parsed is None:
             raise RegistryError(f"Expected a model URI models:/<name>@<alias> or models:/<name>/<version>. "
                                 f"Received: {uri!r}.")
-        name = match["name"]
-        if match["alias"] is not None:
+        name, alias, version = parsed
+        if alias is not None:
             self._model(name)
-            version = self._alias_version(name, match["alias"])
+            version = self._alias_version(name, alias)
             if version is None:
                 aliases = sorted(self._model(name).aliases)
-                raise RegistryError(f"Model {name!r} has no alias {match['alias']!r} in {self.tracking_uri!r} "
+                raise RegistryError(f"Model {name!r} has no alias {alias!r} in {self.tracking_uri!r} "
                                     f"(its aliases: {aliases or 'none'}). Gate a version (registry.gate) or "
                                     f"set_alias first.")
-        else:
-            version = int(match["version"])
         mv = self._version(name, version)
         model_dir = self._local_files(name, version, mv.source)
         try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from zoo.serving.metrics import record_swap
 logger = logging.getLogger(__name__)
 
 #: ``models:/name@alias`` or ``models:/name/version`` (MLflow's model URIs).
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[0-9]+))$")
 #: Longest single wait for a pub/sub message, so the thread notices `close` and the poll deadline.
 _LISTEN_S = 1.0
 #: Longest pause between two attempts to reach Redis' pub/sub again.
@@ -53,12 +51,13 @@ def parse_model_uri(path: str) -> tuple[str, str | None, int | None]:
     Raises:
         ServingConfigError: ``path`` is not of either form.
     """
-    match = _MODEL_URI.match(path or "")
-    if match is None:
+    from zoo.registry.defaults import parse_model_uri as parse
+
+    parsed = parse(path)
+    if parsed is None:
         raise ServingConfigError(f"Expected a registry model path `models:/name@alias` (e.g. models:/ranker@champion) "
                                  f"or `models:/name/version` (e.g. models:/ranker/3). Received path={path!r}.")
-    version = match.group("version")
-    return match.group("name"), match.group("alias"), int(version) if version else None
+    return parsed
 
 
 def open_registry(model: ModelConfig, redis_url: str | None = None) -> Any:
