@@ -91,6 +91,7 @@ def test_a_driver_killed_mid_stream_restarts_to_the_weights_of_an_uninterrupted_
     import sys
 
     from tests.conftest import ROOT, subprocess_env
+    from zoo.devcluster.processes import descendants, kill_pids
 
     folder, checkpoint = batch_files(tmp_path, 4), tmp_path / "state"
     child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "streaming" / "stream_job.py"), str(folder),
@@ -100,7 +101,10 @@ def test_a_driver_killed_mid_stream_restarts_to_the_weights_of_an_uninterrupted_
             if line.strip() == "committed 1":
                 break
         # Killed with micro-batch 2 under way: between its training, its checkpoint and its commit.
-        child.send_signal(signal.SIGKILL)
+        # The whole driver dies, its JVM too: a JVM left behind would go on running micro-batch 2
+        # against the same checkpoint while the restarted query runs it again.
+        still_alive = kill_pids([child.pid, *descendants([child.pid])], timeout_s=60)
+        assert not still_alive, f"the killed driver's processes {still_alive} did not exit"
     finally:
         child.wait(timeout=60)
         child.stdout.close()
