@@ -97,8 +97,9 @@ TRANSPORTS = [GLOO] + ([SHARED_MEMORY] if supported() else [])
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("kind", ["sgd", "lbfgs"])
-@pytest.mark.parametrize("counts", [(12, 12), (19, 4)], ids=["even", "uneven"])
-def test_two_ranks_land_on_the_weights_of_one_process_doing_the_same_global_steps(transport, kind, counts):
+def test_two_ranks_land_on_the_weights_of_one_process_doing_the_same_global_steps(transport, kind):
+    # Uneven on purpose: rank 1 has no rows in some steps, and each rank's loss weight differs.
+    counts = (19, 4)
     results = run_ranks(_train, 2, counts, transport, kind)
     steps = -(-sum(counts) // BATCH)
     for used, sharded, iteration, epoch, weights in results:
