@@ -345,8 +345,7 @@ class StreamTrainer:
         config = dataclasses.replace(self.config, end_trigger=target, run_id=uuid.uuid4().hex,
                                      checkpoint=dataclasses.replace(self.config.checkpoint, trigger=target))
         frame = prepare_frame(batch_df, columns.inputs, config.num_workers)
-        result = run_fit(frame, columns.names, len(columns.feature_cols), estimator._payload(columns, config), config,
-                         started=started)
+        result = run_fit(frame, columns.layout, estimator._payload(columns, config), config, started=started)
         latest = ckpt.latest_checkpoint(self.state.state_dir)
         losses = [h["loss"] for h in result.history if h.get("event") == "step"]
         entry = BatchRecord(batch_id, rows, float(sum(losses) / len(losses)) if losses else math.nan,
