@@ -14,11 +14,12 @@ import sys
 
 import pytest
 
-from zoo.context import (
-    CLUSTER_DEFAULTS, KMP_SETTINGS, MasterUnreachableError, check_master_reachable, cluster_settings,
-    infer_cluster_mode, init_spark, spark_submit_args, thread_settings,
+from zoo.cluster import (
+    CLUSTER_DEFAULTS, KMP_SETTINGS, cluster_settings, infer_cluster_mode, spark_submit_args, thread_settings,
 )
-from zoo.errors import ZooValueError
+from zoo.context import init_spark
+from zoo.errors import MasterUnreachableError, ZooValueError
+from zoo.network import check_master_reachable
 from zoo.packaging import PackedEnv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

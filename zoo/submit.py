@@ -131,7 +131,8 @@ def _shipped_env(options: dict, cluster_mode: str):
 
 def build_command(argv: list[str]) -> tuple[dict, list[str]]:
     """(zoo options, the spark-submit command) for a zoo-submit command line; packs if needed."""
-    from zoo.context import check_master_reachable, cluster_settings, spark_submit_args
+    from zoo.cluster import ClusterRequest, spark_submit_args
+    from zoo.network import check_master_reachable, node_ip
 
     options, passthrough, app, app_args = parse(argv)
     conf = {}
@@ -142,14 +143,14 @@ def build_command(argv: list[str]) -> tuple[dict, list[str]]:
         conf[key] = value
     if "archive" in options and options.get("no_pack"):
         raise UsageError("--archive and --no-pack contradict each other; pass one.")
-    settings = {"cluster_mode": options.get("cluster_mode") or None, "master": options.get("master"),
-                "cores": _int(options, "executor_cores"), "memory": options.get("executor_memory"),
-                "num_executors": _int(options, "num_executors"), "driver_cores": _int(options, "driver_cores"),
-                "driver_memory": options.get("driver_memory"), "conf": conf}
-    spec = cluster_settings(**settings)  # validates the command line before anything is packed
+    request = ClusterRequest(cluster_mode=options.get("cluster_mode") or None, master=options.get("master"),
+                             cores=_int(options, "executor_cores"), memory=options.get("executor_memory"),
+                             num_executors=_int(options, "num_executors"), driver_cores=_int(options, "driver_cores"),
+                             driver_memory=options.get("driver_memory"), conf=conf)
+    spec = request.spec()  # validates the command line before anything is packed
     if not options.get("dry_run"):
         check_master_reachable(spec.master)
-    spec = cluster_settings(**settings, env=_shipped_env(options, spec.cluster_mode))
+    spec = request.spec(env=_shipped_env(options, spec.cluster_mode), driver_host=node_ip())
     return options, spark_submit_args(spec, app, app_args, spark_submit_executable(), passthrough)
 
 
