@@ -34,6 +34,8 @@ import shlex
 import subprocess
 import sys
 
+from zoo.errors import UsageError
+
 VALUE_OPTIONS = {"--cluster-mode", "--master", "--num-executors", "--executor-cores", "--executor-memory",
                  "--driver-cores", "--driver-memory", "--conf", "--archive", "--exclude", "--include",
                  "--cache-dir", "--format"}
@@ -43,10 +45,6 @@ SPARK_VALUE_OPTIONS = {"--jars", "--packages", "--exclude-packages", "--reposito
                        "--archives", "--name", "--properties-file", "--driver-java-options",
                        "--driver-library-path", "--driver-class-path", "--queue", "--principal", "--keytab",
                        "--class", "--total-executor-cores", "--proxy-user", "--deploy-mode"}
-
-
-class UsageError(ValueError):
-    """The command line is not one zoo-submit understands; the message says what to change."""
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str], str, list[str]]:
