@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from zoo.cluster import (
-    CLUSTER_DEFAULTS, KMP_SETTINGS, cluster_settings, infer_cluster_mode, spark_submit_args, thread_settings,
+    CLUSTER_DEFAULTS, HEAP_RETURN_FLAGS, KMP_SETTINGS, cluster_settings, infer_cluster_mode, spark_submit_args,
+    thread_settings,
 )
 from zoo.context import init_spark
 from zoo.errors import MasterUnreachableError, ZooValueError
@@ -60,6 +61,16 @@ def test_python_workers_get_one_thread_per_task_core(spark):
 
     seen = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(probe).collect())
     assert seen == {("1", "1", 1, KMP_SETTINGS["KMP_AFFINITY"])}
+
+
+def test_the_driver_jvm_runs_with_the_heap_return_flags_and_the_users_own_values_win(spark):
+    arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+                     .getInputArguments())
+    assert set(HEAP_RETURN_FLAGS) <= set(arguments), arguments
+    spec = cluster_settings(master="local[2]", conf={"spark.driver.extraJavaOptions": "-Dx=1 -XX:MaxHeapFreeRatio=50"})
+    assert spec.conf["spark.driver.extraJavaOptions"].split() == [
+        "-Dx=1", "-XX:MaxHeapFreeRatio=50", "-XX:G1PeriodicGCInterval=10000", "-XX:MinHeapFreeRatio=10"]
+    assert spec.conf["spark.executor.extraJavaOptions"].split() == list(HEAP_RETURN_FLAGS)
 
 
 def test_thread_settings_follow_task_cpus_and_each_can_be_overridden():

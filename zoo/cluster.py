@@ -41,6 +41,21 @@ CLUSTER_DEFAULTS = {
     "spark.stage.maxConsecutiveAttempts": "4",
 }
 
+#: JVM flags that let the driver's and executors' JVMs hand heap back to the system once a fit is
+#: over: G1 runs a concurrent cycle after 10 s without a collection and then uncommits the heap
+#: beyond MaxHeapFreeRatio percent free (70 by default, at which a JVM that cached data keeps what
+#: the fit's Arrow conversion grew it by). bench/memory.py measures the effect.
+HEAP_RETURN_FLAGS = ("-XX:G1PeriodicGCInterval=10000", "-XX:MaxHeapFreeRatio=30", "-XX:MinHeapFreeRatio=10")
+JAVA_OPTIONS_KEYS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
+
+
+def with_heap_return(java_options: str) -> str:
+    """`java_options` with each of ``HEAP_RETURN_FLAGS`` appended that it does not set itself."""
+    given = java_options.split()
+    missing = [flag for flag in HEAP_RETURN_FLAGS
+               if not any(option.startswith(flag.split("=")[0] + "=") for option in given)]
+    return " ".join(given + missing)
+
 
 @dataclass
 class ClusterSpec:
@@ -143,7 +158,8 @@ def _memory_mb(memory: str) -> int:
 
 
 def zoo_defaults(cluster_mode: str, conf: dict, default_task_cpus: str = "1") -> dict[str, str]:
-    """Zoo's base Spark settings: Arrow, worker reuse, cluster defaults and thread pools sized to
+    """Zoo's base Spark settings: Arrow, worker reuse, cluster defaults, JVMs that return their heap when idle
+    (``HEAP_RETURN_FLAGS`` added to the user's Java options) and thread pools sized to
     the cores of one task (``spark.task.cpus`` of `conf`, else `default_task_cpus`).
 
     `cluster_settings` starts from these; a driver that spark-submit started adds those the
@@ -158,6 +174,8 @@ def zoo_defaults(cluster_mode: str, conf: dict, default_task_cpus: str = "1") ->
     }
     if cluster_mode != "local":
         settings.update(CLUSTER_DEFAULTS)
+    for key in JAVA_OPTIONS_KEYS:
+        settings[key] = with_heap_return(conf.get(key, ""))
     for name, value in thread_settings(task_cpus).items():
         settings[f"spark.executorEnv.{name}"] = value
     return settings
@@ -257,6 +275,8 @@ def cluster_settings(cluster_mode: str | None = None, master: str | None = None,
         settings["spark.pyspark.python"] = executor_python
         settings["spark.pyspark.driver.python"] = sys.executable
     settings.update(user_conf)
+    for key in JAVA_OPTIONS_KEYS:
+        settings[key] = with_heap_return(settings.get(key, ""))
     return ClusterSpec(cluster_mode, master, deploy_mode, settings, py_files)
 
 
