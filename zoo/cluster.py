@@ -81,13 +81,13 @@ class ClusterSpec:
         return self.conf.get("spark.pyspark.python", "")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClusterRequest:
     """The deployment a caller asks for, by name: the arguments of `cluster_settings` but the
     environment to ship (which is packed only once the request is known to be valid).
 
     `zoo.context.init_spark` builds one from its arguments and ``zoo-submit`` from its command
-    line; both then resolve it with `spec`.
+    line; both then resolve it with `spec`. Fields are keyword-only, so none is passed by position.
 
     Attributes:
         cluster_mode: one of ``CLUSTER_MODES``; None: implied by `master`.
