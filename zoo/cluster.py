@@ -84,7 +84,8 @@ class ClusterSpec:
 @dataclass(kw_only=True)
 class ClusterRequest:
     """The deployment a caller asks for, by name: the arguments of `cluster_settings` but the
-    environment to ship (which is packed only once the request is known to be valid).
+    environment to ship (packed only once the request is known to be valid) and the driver's
+    address (found by `zoo.network`), which `spec` takes.
 
     `zoo.context.init_spark` builds one from its arguments and ``zoo-submit`` from its command
     line; both then resolve it with `spec`. Fields are keyword-only, so none is passed by position.
