@@ -7,7 +7,7 @@ the proportional set size (PSS, /proc/<pid>/smaps_rollup: shared pages split bet
 processes sharing them) of the JVM and every Python process under it every 50 ms, so the table
 shows, per process: before the fit (data cached, workers warm), the peak during the fit, right
 after the fit returned, and idle 22 s later (two of the JVM's periodic-collection intervals, see
-zoo.context.HEAP_RETURN_FLAGS), in MiB, with the raw data size (N x 64 x 4 bytes) as the yardstick.
+zoo.cluster.HEAP_RETURN_FLAGS), in MiB, with the raw data size (N x 64 x 4 bytes) as the yardstick.
 
     .venv/bin/python bench/memory.py [--rows 2000000] [--caching DISK]
     .venv/bin/python bench/memory.py --limit-mib 1400

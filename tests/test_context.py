@@ -14,11 +14,13 @@ import sys
 
 import pytest
 
-from zoo.context import (
-    CLUSTER_DEFAULTS, HEAP_RETURN_FLAGS, KMP_SETTINGS, MasterUnreachableError, check_master_reachable, cluster_settings,
-    infer_cluster_mode, init_spark, spark_submit_args, thread_settings,
+from zoo.cluster import (
+    CLUSTER_DEFAULTS, HEAP_RETURN_FLAGS, KMP_SETTINGS, ClusterRequest, cluster_settings, infer_cluster_mode,
+    spark_submit_args, thread_settings,
 )
-from zoo.errors import ZooValueError
+from zoo.context import init_spark
+from zoo.errors import MasterUnreachableError, ZooValueError
+from zoo.network import check_master_reachable, node_ip
 from zoo.packaging import PackedEnv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,6 +147,20 @@ def _dry_run(*args: str) -> tuple[list[str], str]:
 
 def _confs(lines: list[str]) -> dict[str, str]:
     return dict(lines[i + 1].split("=", 1) for i, c in enumerate(lines) if c == "--conf")
+
+
+def test_a_request_resolves_to_the_settings_of_its_named_arguments_and_the_driver_host_it_is_given():
+    request = ClusterRequest(cluster_mode="k8s-client", master="k8s://https://api:6443", cores=2, num_executors=3,
+                             conf=IMAGE)
+    # zoo.cluster opens no socket: the driver's address is what the caller found with zoo.network.
+    assert "spark.driver.host" not in request.spec().conf
+    spec = request.spec(env=ENV, driver_host=node_ip())
+    assert spec == cluster_settings("k8s-client", "k8s://https://api:6443", cores=2, num_executors=3, conf=IMAGE,
+                                    env=ENV, driver_host=node_ip())
+    assert spec.conf["spark.driver.host"] == node_ip() and spec.conf["spark.executor.instances"] == "3"
+    assert spec.conf["spark.archives"] == "/envs/venv-abc.tar.gz#env"
+    with pytest.raises(ZooValueError, match="Expected `num_executors` to be a positive int"):
+        ClusterRequest(cluster_mode="yarn-client", num_executors=0).spec()
 
 
 def test_zoo_submit_generates_yarn_cluster_arguments(tmp_path):

@@ -29,7 +29,7 @@ from zoo.inference.config import (
     make_config,
 )
 from zoo.inference.convert import check_outputs, grown_batch, torch_reference, torch_to_onnx, torch_to_openvino
-from zoo.inference.errors import InferenceInputError, ModelLoadError, NotLoadedError, short
+from zoo.inference.errors import InferenceArgumentError, InferenceInputError, ModelLoadError, NotLoadedError, short
 from zoo.inference.pool import RequestPool
 from zoo.inference.signature import TensorSpec, as_array_list, format_signature, prepare_inputs
 
@@ -140,7 +140,7 @@ class InferenceModel:
             self, to chain.
         """
         if backend not in TORCH_BACKENDS:
-            raise ValueError(f"Expected `backend` to be one of {list(TORCH_BACKENDS)}. Received: backend={backend!r}.")
+            raise InferenceArgumentError(f"Expected `backend` to be one of {list(TORCH_BACKENDS)}. Received: backend={backend!r}.")
         model = _one_of("model", model, "model_path", model_path)
         if isinstance(model, (str, os.PathLike)):
             source = os.fspath(model)
@@ -150,7 +150,7 @@ class InferenceModel:
         arrays = as_array_list(example_input) if example_input is not None else None
         if backend == "torch":
             if backend_options:
-                raise ValueError(
+                raise InferenceArgumentError(
                     f"The torch backend takes no options. Received: {sorted(backend_options)}. "
                     f"Options apply to backend='openvino' or 'onnxruntime'."
                 )
@@ -158,7 +158,7 @@ class InferenceModel:
             loaded.source = source
             return self._install(loaded)
         if arrays is None:
-            raise ValueError(
+            raise InferenceArgumentError(
                 f"Backend {backend!r} converts the torch model, which needs `example_input` (an ndarray "
                 f"or a list of ndarrays, batch first). Received: example_input=None."
             )
@@ -246,7 +246,7 @@ class InferenceModel:
             return self.load_torch(path, **options)
         if kind == detect.KERAS:
             if options:
-                raise ValueError(f"Keras models take no load options. Received: {sorted(options)}.")
+                raise InferenceArgumentError(f"Keras models take no load options. Received: {sorted(options)}.")
             return self.load_keras(path)
         config = make_config(OpenVINOConfig, options, "openvino")
         import openvino as ov
