@@ -144,7 +144,7 @@ def test_an_empty_partition_neither_hangs_nor_changes_the_result(spark):
     start = time.time()
     model = NNEstimator(model=make_net(), criterion=torch.nn.MSELoss(), batchSize=8, maxEpoch=2,
                         optimMethod=factory, numWorkers=2, shuffle=False).setShowProgress(False).fit(df)
-    assert time.time() - start < 60
+    assert time.time() - start < DEFAULT_WAIT_TIMEOUT_S  # a worker waiting for a peer that never comes
     reference = make_net()
     reference_training(parts, reference, factory(reference.parameters()), 8, 2)
     for got, want in zip(model.model.parameters(), reference.parameters()):
