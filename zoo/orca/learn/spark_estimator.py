@@ -75,7 +75,7 @@ class SparkEstimator:
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _methods(self, metrics=None):
-        return training.to_validation_methods(self.metrics if metrics is None else metrics, self.loss)
+        return training.to_validation_methods(self.metrics if metrics is None else metrics, self.model, self.loss)
 
     def _source(self, data, feature_cols, label_cols, role, needs_label=True, batch_size=32):
         if callable(data) and not (is_spark_frame(data) or is_pandas_frame(data)):

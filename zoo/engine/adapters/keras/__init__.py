@@ -22,27 +22,39 @@ This package re-exports the names of the adapter contract (see `zoo.engine.adapt
 from __future__ import annotations
 
 from zoo.engine.adapters.keras.backend import SUPPORTED_BACKENDS, is_keras_object, use_backend
-from zoo.engine.adapters.keras.detection import check_model, is_model, reject_unsupported
-from zoo.engine.adapters.keras.driver import dry_run, is_built, predict, trainable_count
-from zoo.engine.adapters.keras.losses import is_loss, loss_from_logits, loss_wants_float_targets, resolve_loss
-from zoo.engine.adapters.keras.optimizers import ReplicatedOptimizer, ShardOptimizer, build_optimizer
+from zoo.engine.adapters.keras.detection import is_model, reject_unsupported
+from zoo.engine.adapters.keras.driver import dry_run, is_built, predict, predict_all, trainable_count
+from zoo.engine.adapters.keras.losses import loss_from_logits, output_kind, resolve_loss, wants_float_targets
+from zoo.engine.adapters.keras.optimizers import (
+    ReplicatedOptimizer,
+    ShardOptimizer,
+    build_optimizer,
+    default_optimizer,
+)
 from zoo.engine.adapters.keras.serialization import (
+    KERAS_FILE,
     PortableModel,
     copy_model,
     custom_objects_of,
+    load_model,
     load_model_file,
     load_state_bytes_into,
     portable,
+    save_model,
     save_model_file,
     state_bytes_of,
     unwrap,
 )
 from zoo.engine.adapters.keras.trainable import Trainable
 
+#: This adapter's framework, as `zoo.engine.adapters.framework_of` names it.
+FRAMEWORK = "keras"
+
 __all__ = [
-    "SUPPORTED_BACKENDS", "PortableModel", "ReplicatedOptimizer", "ShardOptimizer", "Trainable", "build_optimizer",
-    "check_model", "copy_model", "custom_objects_of", "dry_run", "is_built", "is_keras_object", "is_loss",
-    "is_model", "load_model_file", "load_state_bytes_into", "loss_from_logits", "loss_wants_float_targets",
-    "portable", "predict", "reject_unsupported", "resolve_loss", "save_model_file", "state_bytes_of",
-    "trainable_count", "unwrap", "use_backend",
+    "FRAMEWORK", "KERAS_FILE", "SUPPORTED_BACKENDS", "PortableModel", "ReplicatedOptimizer", "ShardOptimizer",
+    "Trainable", "build_optimizer", "copy_model", "custom_objects_of", "default_optimizer",
+    "dry_run", "is_built", "is_keras_object", "is_model", "load_model", "load_model_file",
+    "load_state_bytes_into", "loss_from_logits", "output_kind", "portable", "predict", "predict_all",
+    "reject_unsupported", "resolve_loss", "save_model", "save_model_file", "state_bytes_of", "trainable_count",
+    "unwrap", "use_backend", "wants_float_targets",
 ]

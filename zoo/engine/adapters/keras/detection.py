@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zoo.engine.adapters.keras.backend import is_keras_object, root_module
-from zoo.engine.adapters.keras.serialization import PortableModel, unwrap
+from zoo.engine.adapters.keras.serialization import PortableModel
 from zoo.errors import ZooTypeError
 
 
@@ -41,13 +41,3 @@ def reject_unsupported(obj) -> None:
             f"Received a TensorFlow object ({name}) that is not a keras.Model. Wrap the computation in a "
             f"keras.Model (a subclassed model can hold any tf.Module) and train that."
         )
-
-
-def check_model(obj):
-    """`obj` as a keras.Model, or a ZooTypeError naming what was received and what to do."""
-    if is_model(obj):
-        return unwrap(obj)
-    reject_unsupported(obj)
-    raise ZooTypeError(
-        f"Expected a keras.Model (Keras 3). Received: {type(obj).__module__}.{type(obj).__name__}."
-    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.engine.adapters import flat_outputs
 from zoo.engine.adapters.keras.backend import to_numpy
 from zoo.engine.adapters.keras.losses import resolve_loss
 from zoo.engine.adapters.keras.serialization import unwrap
@@ -57,3 +58,9 @@ def predict(model, inputs: list[np.ndarray]) -> np.ndarray:
     """Outputs of `model` in inference mode for one batch of numpy inputs."""
     output = unwrap(model).predict_on_batch(model_input(list(inputs)))
     return np.asarray(first_output(output), dtype=np.float32)
+
+
+def predict_all(model, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Every output of `model` (lists and dicts flattened in order) in inference mode for one
+    batch of numpy inputs."""
+    return [np.asarray(to_numpy(t)) for t in flat_outputs(unwrap(model).predict_on_batch(model_input(list(inputs))))]

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+from zoo.engine.adapters import LOGITS, PROBABILITIES
 from zoo.engine.adapters.keras.backend import is_keras_object, root_module
 from zoo.errors import ZooTypeError
 
 #: Keras losses that take float 0/1 targets shaped like a single-output model's output.
 BINARY_LOSSES = ("BinaryCrossentropy", "BinaryFocalCrossentropy", "binary_crossentropy",
                  "binary_focal_crossentropy")
-
-
-def is_loss(criterion) -> bool:
-    """Whether `criterion` names or is a Keras loss (a custom callable is not recognizable)."""
-    return isinstance(criterion, str) or is_keras_object(criterion) or (
-        callable(criterion) and root_module(criterion) == "keras")
 
 
 def _loss_config(criterion) -> dict:
@@ -26,7 +21,13 @@ def loss_from_logits(criterion) -> bool:
     return bool(_loss_config(criterion).get("from_logits", False))
 
 
-def loss_wants_float_targets(criterion) -> bool:
+def output_kind(criterion) -> str:
+    """What a model trained with `criterion` outputs: logits for a `from_logits` loss, else
+    probabilities."""
+    return LOGITS if loss_from_logits(criterion) else PROBABILITIES
+
+
+def wants_float_targets(criterion) -> bool:
     """Whether a Keras loss takes float 0/1 targets (binary cross-entropy) instead of indices."""
     name = criterion if isinstance(criterion, str) else getattr(criterion, "__name__", type(criterion).__name__)
     return name in BINARY_LOSSES

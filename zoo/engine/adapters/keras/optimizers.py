@@ -19,20 +19,25 @@ logger = logging.getLogger(__name__)
 #: they can run on a shard of the flat parameter vector and give the same result as on the whole.
 ELEMENTWISE_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam",
                           "Ftrl", "Lion")
-#: torch.optim classes (NNEstimator's `optimMethod` default is torch.optim.SGD) -> Keras optimizers.
-TORCH_TO_KERAS_OPTIMIZERS = {"SGD": "SGD", "Adam": "Adam", "AdamW": "AdamW", "RMSprop": "RMSprop",
-                             "Adagrad": "Adagrad", "Adadelta": "Adadelta", "Adamax": "Adamax", "NAdam": "Nadam"}
 #: The name of the shard variable (Keras names optimizer slots after it).
 SHARD_VARIABLE = "zoo_shard"
 
 
+def default_optimizer():
+    """The `optimMethod` of a fit that names none: keras.optimizers.SGD."""
+    import keras
+
+    return keras.optimizers.SGD
+
+
 def build_optimizer(optim_method, learning_rate: float):
-    """A fresh Keras optimizer from a Keras optimizer (its configuration is copied), a Keras or
-    torch.optim optimizer class or name (given `learning_rate`), or a zero-argument factory."""
+    """A fresh Keras optimizer from a Keras optimizer (its configuration is copied), a Keras
+    optimizer class or name (given `learning_rate`), or a zero-argument factory; None is
+    `default_optimizer()`."""
     import keras
 
     if optim_method is None:
-        return keras.optimizers.SGD(learning_rate=learning_rate)
+        optim_method = default_optimizer()
     if isinstance(optim_method, keras.optimizers.Optimizer):
         return type(optim_method).from_config(optim_method.get_config())
     if isinstance(optim_method, str):
@@ -40,9 +45,11 @@ def build_optimizer(optim_method, learning_rate: float):
     if isinstance(optim_method, type):
         if issubclass(optim_method, keras.optimizers.Optimizer):
             return optim_method(learning_rate=learning_rate)
-        if root_module(optim_method) == "torch" and optim_method.__name__ in TORCH_TO_KERAS_OPTIMIZERS:
-            return getattr(keras.optimizers, TORCH_TO_KERAS_OPTIMIZERS[optim_method.__name__])(
-                learning_rate=learning_rate)
+        if root_module(optim_method) == "torch":
+            raise ZooTypeError(
+                f"A Keras model needs a Keras optimizer, not torch.optim.{optim_method.__name__}. Give "
+                f"optimMethod a Keras optimizer, e.g. keras.optimizers.{optim_method.__name__}("
+                f"learning_rate={learning_rate}), or leave it unset for keras.optimizers.SGD.")
     if callable(optim_method) and not isinstance(optim_method, type):
         optimizer = optim_method()
         if isinstance(optimizer, keras.optimizers.Optimizer):
@@ -51,7 +58,7 @@ def build_optimizer(optim_method, learning_rate: float):
                            f"Received: {type(optimizer).__name__}.")
     raise ZooTypeError(
         f"Expected `optimMethod` for a Keras model to be a keras.optimizers.Optimizer (instance or class), its "
-        f"name ('adam'), a torch.optim class in {sorted(TORCH_TO_KERAS_OPTIMIZERS)} or a zero-argument factory. "
+        f"name ('adam') or a zero-argument factory. "
         f"Received: {optim_method!r}."
     )
 

@@ -132,3 +132,19 @@ def load_state_bytes_into(model, blob: bytes) -> None:
                 raise ZooValueError(f"Saved weight {name.split('|', 1)[1]} has shape {list(value.shape)}, but "
                                     f"{variable.path} has shape {list(variable.shape)}.")
             variable.assign(value)
+
+
+#: The file `save_model` writes: the model in Keras' own format (architecture and weights).
+KERAS_FILE = "model.keras"
+
+
+def save_model(model, folder: str) -> dict:
+    """Write `model` to `KERAS_FILE` in `folder`; returns its custom classes, pickled beside it
+    (Keras needs them to load it)."""
+    save_model_file(model, os.path.join(folder, KERAS_FILE))
+    return custom_objects_of(model)
+
+
+def load_model(folder: str, custom_objects: dict | None):
+    """The model `save_model` wrote into `folder`."""
+    return load_model_file(os.path.join(folder, KERAS_FILE), custom_objects)
