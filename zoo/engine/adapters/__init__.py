@@ -1,6 +1,10 @@
-"""Framework adapters: the only framework-specific code of the engine.
+"""Framework adapters: the only framework-specific code of the engine, and the one place where
+a model's framework is detected.
 
-`adapter_for(model)` picks the module. Each adapter module exposes the same names:
+`framework_of(model)` names the framework (`"keras"`, `"torch"` or None), `adapter_for(model)`
+picks the module that trains it, and `check_framework(model, framework)` guards the APIs made for
+one framework; nothing outside this package branches on the framework. Each adapter module
+exposes the same names:
 
 - `is_model(obj) -> bool`: whether this adapter trains `obj`.
 - `Trainable(model, criterion)`: the model as the loop sees it, with
