@@ -1,6 +1,6 @@
 """The adapter contract's framework detection and the members nnframes, tfpark, the registry and
-inference use (output kind, float targets, default optimizer, predict-all, save/load), one test
-per framework on real models."""
+inference use (output kind, float targets, default optimizer, predict-all, save/load, weight
+copy), one test per framework on real models."""
 
 import numpy as np
 import pytest
@@ -61,6 +61,10 @@ def test_framework_of_and_contract_on_torch(tmp_path):
     assert pickled is net and restored is fresh
     np.testing.assert_array_equal(adapter.predict(restored, [x]), first)
 
+    target = TwoHeads()
+    adapter.assign_weights(target, net)
+    np.testing.assert_array_equal(adapter.predict(target, [x]), first)
+
 
 def test_framework_of_and_contract_on_keras(tmp_path):
     pytest.importorskip("tensorflow", reason="Keras tests need TensorFlow: pip install 'spark-zoo[tf]'")
@@ -94,3 +98,10 @@ def test_framework_of_and_contract_on_keras(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
     restored = adapter.load_model(str(tmp_path), custom)
     np.testing.assert_allclose(adapter.predict_all(restored, [x])[1], head_out, rtol=1e-6)
+
+    target = keras_adapter.copy_model(model)
+    target.set_weights([np.zeros_like(w) for w in target.get_weights()])
+    adapter.assign_weights(target, model)
+    np.testing.assert_array_equal(adapter.predict_all(target, [x])[1], head_out)
+    with pytest.raises(ValueError, match="Expected saved weights for 2 variables. Received 4"):
+        adapter.assign_weights(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), model)

@@ -99,8 +99,7 @@ def train(model, loss, optimizer, dataset: TFDataset, batch_size: int, end_trigg
                            metrics, checkpoint, show_progress, num_workers, dataset.shuffle,
                            dataset.caching_sample)
     fitted = estimator.fit(source.df)
-    adapter = adapter_for(model)
-    adapter.load_state_bytes_into(model, adapter.state_bytes_of(fitted.model))
+    adapter_for(model).assign_weights(model, fitted.model)
     return fitted
 
 

@@ -25,7 +25,8 @@ exposes the same names:
 - `dry_run(model, criterion, inputs, target) -> numpy output`, `predict(model, inputs) -> numpy`,
   `is_built(model) -> bool` (whether its weights exist: a lazy or unbuilt model gets them from
   `dry_run`), `trainable_count(model) -> int` (elements the optimizer would update), `state_bytes_of(model)`,
-  `load_state_bytes_into(model, blob)` for the driver side.
+  `load_state_bytes_into(model, blob)` and `assign_weights(target, source)` (a fitted model's
+  weights into the caller's model of the same architecture) for the driver side.
 
 - `FRAMEWORK`: the framework's name, as `framework_of` returns it (`"torch"`, `"keras"`).
 - `output_kind(criterion) -> str`: what the model's output is, judged from the loss it is trained

@@ -259,6 +259,12 @@ def load_state_bytes_into(model: torch.nn.Module, blob: bytes) -> None:
     model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
 
 
+def assign_weights(target: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Copy `source`'s state_dict into `target`, a model of the same architecture (no
+    serialization: the fitted model's weights go straight into the caller's)."""
+    target.load_state_dict(source.state_dict())
+
+
 def save_model(model: torch.nn.Module, folder: str) -> torch.nn.Module:
     """Write `model`'s weights to `WEIGHTS_FILE` in `folder`; returns the model, pickled beside
     them for its architecture."""

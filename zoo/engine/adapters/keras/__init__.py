@@ -34,6 +34,7 @@ from zoo.engine.adapters.keras.optimizers import (
 from zoo.engine.adapters.keras.serialization import (
     KERAS_FILE,
     PortableModel,
+    assign_weights,
     copy_model,
     custom_objects_of,
     load_model,
@@ -52,7 +53,7 @@ FRAMEWORK = "keras"
 
 __all__ = [
     "FRAMEWORK", "KERAS_FILE", "SUPPORTED_BACKENDS", "PortableModel", "ReplicatedOptimizer", "ShardOptimizer",
-    "Trainable", "build_optimizer", "copy_model", "custom_objects_of", "default_optimizer",
+    "Trainable", "assign_weights", "build_optimizer", "copy_model", "custom_objects_of", "default_optimizer",
     "dry_run", "is_built", "is_keras_object", "is_model", "load_model", "load_model_file",
     "load_state_bytes_into", "loss_from_logits", "output_kind", "portable", "predict", "predict_all",
     "reject_unsupported", "resolve_loss", "save_model", "save_model_file", "state_bytes_of", "trainable_count",

@@ -118,20 +118,29 @@ def state_bytes_of(model) -> bytes:
     return buffer.getvalue()
 
 
+def _assign(variables, values) -> None:
+    """Assign `values`, (path, array) pairs in `variables`' order, to `variables`."""
+    if len(values) != len(variables):
+        raise ZooValueError(f"Expected saved weights for {len(variables)} variables. Received {len(values)}: "
+                            f"the weights come from another model.")
+    for variable, (path, value) in zip(variables, values):
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ZooValueError(f"Saved weight {path} has shape {list(value.shape)}, but "
+                                f"{variable.path} has shape {list(variable.shape)}.")
+        variable.assign(value)
+
+
 def load_state_bytes_into(model, blob: bytes) -> None:
     """Load weights serialized by `state_bytes_of` into `model`."""
-    weights = unwrap(model).weights
     with np.load(io.BytesIO(blob)) as archive:
-        names = sorted(archive.files)
-        if len(names) != len(weights):
-            raise ZooValueError(f"Expected saved weights for {len(weights)} variables. Received {len(names)}: "
-                                f"the weights come from another model.")
-        for variable, name in zip(weights, names):
-            value = archive[name]
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ZooValueError(f"Saved weight {name.split('|', 1)[1]} has shape {list(value.shape)}, but "
-                                    f"{variable.path} has shape {list(variable.shape)}.")
-            variable.assign(value)
+        values = [(name.split("|", 1)[1], archive[name]) for name in sorted(archive.files)]
+    _assign(unwrap(model).weights, values)
+
+
+def assign_weights(target, source) -> None:
+    """Copy every variable of `source` into `target`, a model of the same architecture (no
+    serialization: the fitted model's weights go straight into the caller's)."""
+    _assign(unwrap(target).weights, [(v.path, to_numpy(v.value)) for v in unwrap(source).weights])
 
 
 #: The file `save_model` writes: the model in Keras' own format (architecture and weights).
