@@ -113,19 +113,19 @@ def test_torch_backend_matches_single_process_keras():
 def test_tensorflow_reads_aligned_shards_in_place_and_copies_unaligned_memory():
     import torch
 
-    from zoo.engine.adapters import keras as keras_adapter
+    from zoo.engine.adapters.keras import interop
     from zoo.engine.collective import FlatBuffers
 
     buffers = FlatBuffers(1001, rank=1, world_size=2)
     shard = buffers.shard(buffers.params)
-    assert shard.data_ptr() % keras_adapter.TF_ALIGNMENT_BYTES == 0
+    assert shard.data_ptr() % interop.TF_ALIGNMENT_BYTES == 0
     shard.copy_(torch.arange(shard.numel(), dtype=torch.float32))
-    view = keras_adapter._tf_view(shard)
+    view = interop.tf_view(shard)
     shard[0] = 42.0
     assert float(view[0]) == 42.0  # the same memory: no copy per step
 
     unaligned = buffers.params[1:101]
     unaligned.copy_(torch.arange(100, dtype=torch.float32))
-    copy = keras_adapter._tf_view(unaligned)  # TensorFlow would abort the process on a view of it
+    copy = interop.tf_view(unaligned)  # TensorFlow would abort the process on a view of it
     unaligned[0] = -1.0
     assert float(copy[0]) == 0.0 and float(tf.reduce_sum(copy)) == float(sum(range(100)))

@@ -48,8 +48,10 @@ def test_subclassed_keras_model_saves_and_loads(spark, tmp_path):
 
 
 def test_keras_loss_decides_the_classifier_output_reading():
-    from zoo.nnframes.nn_classifier import output_kind_for, wants_float_targets
+    from zoo.engine.adapters import adapter_for
 
+    adapter = adapter_for(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    output_kind_for, wants_float_targets = adapter.output_kind, adapter.wants_float_targets
     assert output_kind_for(keras.losses.SparseCategoricalCrossentropy(from_logits=True)) == "logits"
     assert output_kind_for("sparse_categorical_crossentropy") == "probabilities"
     assert wants_float_targets(keras.losses.BinaryCrossentropy()) and not wants_float_targets("mse")

@@ -1,7 +1,9 @@
 """Evaluate a model on a DataFrame where the data lives, for any framework the adapters know.
 
 Each task keeps the metrics' sufficient statistics over its rows; the driver merges them, so the
-results are exact (never an average of per-task averages).
+results are exact (never an average of per-task averages). `update_stats` and `merged_results`
+are the one evaluation: the training loop's validation (`WorkerLoop.validate`) runs them too,
+over each worker's validation samples.
 """
 
 from __future__ import annotations
@@ -11,6 +13,23 @@ import cloudpickle
 from zoo.engine.adapters import adapter_for, for_workers
 from zoo.engine.arrow_data import ColumnLayout
 from zoo.engine.metrics import ValidationMethod
+
+
+def update_stats(methods: list[ValidationMethod], stats: list, trainable, inputs, target) -> list:
+    """`stats` (one per method) updated with one batch: the Trainable's outputs and summed loss
+    on `inputs` and `target` (torch CPU tensors)."""
+    output, loss_sum = trainable.evaluate(inputs, target)
+    target_np = target.numpy()
+    return [m.update(s, output, target_np, loss_sum) for m, s in zip(methods, stats)]
+
+
+def merged_results(methods: list[ValidationMethod], stats_per_part) -> dict[str, float]:
+    """Each method's result, keyed by its name, over the statistics of every part (a worker or a
+    task), merged exactly."""
+    merged = [m.empty() for m in methods]
+    for stats in stats_per_part:
+        merged = [m.merge(a, b) for m, a, b in zip(methods, merged, stats)]
+    return {m.name: m.result(s) for m, s in zip(methods, merged)}
 
 
 def _evaluate_task(payload_broadcast, layout: ColumnLayout, batch_size: int):
@@ -29,9 +48,8 @@ def _evaluate_task(payload_broadcast, layout: ColumnLayout, batch_size: int):
             inputs, target = layout.samples(read_columns([batch], layout.names).__getitem__, build)
             for start in range(0, len(target), batch_size):
                 x = [torch.tensor(a[start:start + batch_size]) for a in inputs]
-                y = target[start:start + batch_size]
-                output, loss_sum = trainable.evaluate(x, torch.tensor(y))
-                stats = [m.update(s, output, y, loss_sum) for m, s in zip(methods, stats)]
+                y = torch.tensor(target[start:start + batch_size])
+                stats = update_stats(methods, stats, trainable, x, y)
         yield pa.RecordBatch.from_pydict({"stats": [cloudpickle.dumps(stats)]})
 
     return task
@@ -59,7 +77,4 @@ def evaluate_frame(frame, feature_cols: list[str], label_col: str, model, criter
                                                        "stats binary").collect()
     finally:
         payload.unpersist()
-    merged = [m.empty() for m in methods]
-    for row in rows:
-        merged = [m.merge(a, b) for m, a, b in zip(methods, merged, cloudpickle.loads(bytes(row["stats"])))]
-    return {m.name: m.result(s) for m, s in zip(methods, merged)}
+    return merged_results(methods, [cloudpickle.loads(bytes(row["stats"])) for row in rows])

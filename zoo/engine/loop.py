@@ -20,6 +20,7 @@ from zoo.engine import checkpoint as ckpt
 from zoo.engine import shared_memory
 from zoo.engine.collective import FlatBuffers, ShardedAggregator, all_gather_objects, average_tensors
 from zoo.engine.config import TrainingConfig
+from zoo.engine.evaluation import merged_results, update_stats
 from zoo.engine.hierarchical import HierarchicalAggregator
 from zoo.engine.profile import StepProfile
 from zoo.engine.sample_file import SampleFile
@@ -317,17 +318,8 @@ class WorkerLoop:
         size = self.config.validation.batch_size
         for start in range(0, len(data) if data is not None else 0, size):
             inputs, target = data.batch(start, min(start + size, len(data)))
-            output, loss_sum = self.trainable.evaluate(inputs, target)
-            target_np = target.numpy()
-            stats = [m.update(s, output, target_np, loss_sum) for m, s in zip(methods, stats)]
-        everyone = all_gather_objects(stats)
-        results = {}
-        for i, method in enumerate(methods):
-            merged = everyone[0][i]
-            for other in everyone[1:]:
-                merged = method.merge(merged, other[i])
-            results[method.name] = method.result(merged)
-        return results
+            stats = update_stats(methods, stats, self.trainable, inputs, target)
+        return merged_results(methods, all_gather_objects(stats))
 
     def save_checkpoint(self, step_in_epoch: int) -> None:
         """Write a checkpoint (rank 0 writes; every worker contributes its optimizer shard)."""

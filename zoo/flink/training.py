@@ -501,7 +501,7 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
         batch_size: global batch size (summed over workers).
         epochs: epochs, unless `end_trigger` says otherwise.
         end_trigger: when to stop (`zoo.engine` triggers).
-        optim_method: a torch.optim class or factory (default SGD).
+        optim_method: the model framework's optimizer, as `NNEstimator`'s optimMethod (default its SGD).
         learning_rate: given to an optimizer class.
         num_workers: parallel training subtasks (the Flink job needs that many slots).
         threads_per_worker: torch intra-op threads per worker.
@@ -519,15 +519,14 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
     Raises:
         WorkerError: the job failed for good; carries the workers' tracebacks.
     """
-    import torch
-
     from zoo.engine.adapters import adapter_for, copy_model
     from zoo.errors import WorkerError
     from zoo.flink.coordinator import Coordinator, result_key
 
     runtime.prepare()
     columns = _checked_columns(feature_cols, label_col)
-    config = _config(batch_size, end_trigger or MaxEpoch(epochs), optim_method or torch.optim.SGD, learning_rate,
+    optim_method = optim_method or adapter_for(model).default_optimizer()
+    config = _config(batch_size, end_trigger or MaxEpoch(epochs), optim_method, learning_rate,
                      num_workers, checkpoint_dir, checkpoint_trigger, gradient_compression, transport, seed,
                      shuffle, show_progress)
     started = time.time()
@@ -590,14 +589,14 @@ def fit_stream(data, model, criterion, *, feature_cols, label_col, batch_size: i
     samples_per_second, time) and, with `checkpoint_dir`, the workers write a Zoo checkpoint that
     a restarted group resumes from. The other arguments are those of `fit`.
     """
-    import torch
-
+    from zoo.engine.adapters import adapter_for
     from zoo.flink.coordinator import Coordinator
 
     runtime.prepare()
     columns = _checked_columns(feature_cols, label_col)
     options = StreamOptions(round_interval_s, min_samples, version_every, versions_dir)
-    config = _config(batch_size, MaxEpoch(1), optim_method or torch.optim.SGD, learning_rate, num_workers,
+    optim_method = optim_method or adapter_for(model).default_optimizer()
+    config = _config(batch_size, MaxEpoch(1), optim_method, learning_rate, num_workers,
                      checkpoint_dir, None, gradient_compression, transport, seed, True, False)
     if config.checkpoint is not None:
         # Stream mode checkpoints with each version (the base Trigger never fires on its own).

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo import storage
+from zoo.engine.adapters import framework_of
 from zoo.inference.backends import keras as keras_backend
 from zoo.inference.backends import onnxruntime as ort_backend
 from zoo.inference.backends import openvino as ov_backend
@@ -33,20 +34,6 @@ from zoo.inference.signature import as_array_list, prepare_inputs
 
 #: Export formats and the file ending each one needs.
 FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
-
-
-def framework_of(model: Any) -> str:
-    """``"torch"`` or ``"keras"``; raises TypeError for anything else."""
-    import torch
-
-    if isinstance(model, (torch.nn.Module, torch.export.ExportedProgram)):
-        return "torch"
-    if keras_backend.is_keras_model(model):
-        return "keras"
-    raise UnsupportedModelError(
-        f"Expected a torch.nn.Module, torch.export.ExportedProgram or keras.Model to export. "
-        f"Received: {type(model).__name__}."
-    )
 
 
 def _check_path(path: str, fmt: str) -> None:
@@ -112,6 +99,11 @@ def export(
     path = os.fspath(path)
     _check_path(path, format)
     framework = framework_of(model)
+    if framework is None:
+        raise UnsupportedModelError(
+            f"Expected a torch.nn.Module, torch.export.ExportedProgram or keras.Model (Keras 3) to export. "
+            f"Received: {type(model).__name__}."
+        )
     arrays = as_array_list(example_input)
     batches = [arrays, grown_batch(arrays)]
     if framework == "torch":

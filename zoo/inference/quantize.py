@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo import storage
+from zoo.engine.adapters import framework_of
 from zoo.inference import detect
 from zoo.inference.backends import keras as keras_backend
 from zoo.inference.backends import openvino as ov_backend
@@ -87,7 +88,6 @@ def _import_nncf():
 def _to_openvino(model: Any, arrays: list[np.ndarray], workdir: str):
     """``model`` (torch, Keras, ov.Model, or a .xml/.onnx path) as an ``openvino.Model``."""
     import openvino as ov
-    import torch
 
     if isinstance(model, ov.Model):
         return model
@@ -98,9 +98,10 @@ def _to_openvino(model: Any, arrays: list[np.ndarray], workdir: str):
         if not os.path.isfile(path):
             raise ExportError(f"Model file not found: {path!r} (formats tried: OpenVINO IR, ONNX). Check the path.")
         return ov_backend.core().read_model(path)
-    if isinstance(model, (torch.nn.Module, torch.export.ExportedProgram)):
+    framework = framework_of(model)
+    if framework == "torch":
         return torch_to_openvino(model, [a[:1] for a in arrays])
-    if keras_backend.is_keras_model(model):
+    if framework == "keras":
         staged = os.path.join(workdir, "keras_f32.xml")
         keras_backend.KerasBackend(model, "keras").new_request()([a[:1] for a in arrays])
         keras_export(model, staged, "openvino")

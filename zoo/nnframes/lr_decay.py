@@ -9,6 +9,7 @@ in the optimizer's param group, so it is saved with checkpoints and resumed with
 
 from __future__ import annotations
 
+from zoo.engine.adapters import framework_of
 from zoo.errors import ZooValueError
 
 #: Param-group keys where the decay keeps the base rate and the steps taken.
@@ -67,13 +68,10 @@ def with_decay(optim_method, learning_rate: float, decay: float, model=None):
     """
     if not decay:
         return optim_method
-    if model is not None:
-        from zoo.engine.adapters import keras as keras_adapter
-
-        if keras_adapter.is_model(model):
-            raise ZooValueError(
-                f"setLearningRateDecay applies to torch models. Received learningRateDecay={decay} for a Keras "
-                f"model: give optimMethod a Keras optimizer with learning_rate=keras.optimizers.schedules."
-                f"InverseTimeDecay({learning_rate}, decay_steps=1, decay_rate={decay}), the same schedule."
-            )
+    if model is not None and framework_of(model) == "keras":
+        raise ZooValueError(
+            f"setLearningRateDecay applies to torch models. Received learningRateDecay={decay} for a Keras "
+            f"model: give optimMethod a Keras optimizer with learning_rate=keras.optimizers.schedules."
+            f"InverseTimeDecay({learning_rate}, decay_steps=1, decay_rate={decay}), the same schedule."
+        )
     return InverseTimeDecay(optim_method, learning_rate, decay)

@@ -6,38 +6,10 @@ import numpy as np
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasProbabilityCol, HasThreshold
 
+from zoo.engine.adapters import LOG_PROBABILITIES, LOGITS, PROBABILITIES, adapter_for
 from zoo.nnframes import input_checks
 from zoo.nnframes.nn_estimator import NNEstimator, NNModel
 from zoo.nnframes.preprocessing import LabelToIndex
-
-#: How to read a classifier's raw output as probabilities.
-LOGITS, LOG_PROBABILITIES, PROBABILITIES = "logits", "log_probabilities", "probabilities"
-
-
-def output_kind_for(criterion) -> str:
-    """What the model outputs, judged from the loss it is trained with (torch or Keras)."""
-    from zoo.engine.adapters import keras as keras_adapter
-
-    if keras_adapter.is_loss(criterion):
-        return LOGITS if keras_adapter.loss_from_logits(criterion) else PROBABILITIES
-    import torch
-
-    if isinstance(criterion, (torch.nn.CrossEntropyLoss, torch.nn.BCEWithLogitsLoss)):
-        return LOGITS
-    if isinstance(criterion, torch.nn.NLLLoss):
-        return LOG_PROBABILITIES
-    return PROBABILITIES
-
-
-def wants_float_targets(criterion) -> bool:
-    """Binary cross-entropy losses take float 0/1 targets shaped like the output, not indices."""
-    from zoo.engine.adapters import keras as keras_adapter
-
-    if keras_adapter.is_loss(criterion):
-        return keras_adapter.loss_wants_float_targets(criterion)
-    import torch
-
-    return isinstance(criterion, (torch.nn.BCELoss, torch.nn.BCEWithLogitsLoss))
 
 
 class _NNClassifierParams(Params):
@@ -86,7 +58,7 @@ class NNClassifier(NNEstimator, _NNClassifierParams, HasProbabilityCol, HasThres
     def _label_preprocessing(self, label_kind):
         if self.label_preprocessing is not None:
             return super()._label_preprocessing(label_kind)
-        return BinaryOrIndexLabel(self._label_base(), wants_float_targets(self.criterion))
+        return BinaryOrIndexLabel(self._label_base(), adapter_for(self.model).wants_float_targets(self.criterion))
 
     def _check_labels(self, summary, output):
         num_outputs = int(np.prod(output.shape[1:])) if output.ndim > 1 else 1
@@ -94,7 +66,7 @@ class NNClassifier(NNEstimator, _NNClassifierParams, HasProbabilityCol, HasThres
 
     def _create_model(self, trained, feature_steps, output):
         model = NNClassifierModel(model=trained, feature_preprocessing=feature_steps)
-        model.output_kind = output_kind_for(self.criterion)
+        model.output_kind = adapter_for(self.model).output_kind(self.criterion)
         return self._copyValues(model)
 
 

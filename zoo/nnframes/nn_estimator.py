@@ -231,7 +231,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         validation = dataclasses.replace(self.validation, data=None) if self.validation is not None else None
         return TrainingConfig(
             batch_size=self.getBatchSize(), end_trigger=end,
-            optim_method=with_decay(self.getOptimMethod(), self.getLearningRate(), self.getLearningRateDecay(),
+            optim_method=with_decay(self._optim_method(), self.getLearningRate(), self.getLearningRateDecay(),
                                     self.model),
             learning_rate=self.getLearningRate(), num_workers=num_workers, validation=validation,
             checkpoint=self.checkpoint, clip_constant=self.clip_constant, clip_l2_norm=self.clip_l2_norm,
@@ -240,6 +240,11 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
             shuffle=self.getShuffle(), seed=self.getSeed(), show_progress=self.show_progress,
             tensorboard_dir=self.tensorboard_dir, profile=self.getProfile(), run_id=uuid.uuid4().hex,
         )
+
+    def _optim_method(self):
+        """`optimMethod`, or the model framework's default optimizer when it is not set."""
+        optim_method = self.getOptimMethod()
+        return adapter_for(self.model).default_optimizer() if optim_method is None else optim_method
 
     def _check_model(self):
         if self.model is None or self.criterion is None:

@@ -86,7 +86,9 @@ class HasLearningRateDecay(Params):
 
 class HasOptimMethod(Params):
     optimMethod = Param(Params._dummy(), "optimMethod",
-                        "a torch.optim.Optimizer class, or a callable params -> optimizer",
+                        "the model framework's optimizer (a torch.optim.Optimizer class or a callable "
+                        "params -> optimizer; a Keras optimizer, its class or name), None for the "
+                        "framework's SGD",
                         typeConverter=_identity)
 
     def setOptimMethod(self, value):
@@ -94,7 +96,8 @@ class HasOptimMethod(Params):
         return self._set(optimMethod=value)
 
     def getOptimMethod(self):
-        """The torch.optim class or `params -> optimizer` callable."""
+        """The optimizer as set (a torch.optim class or `params -> optimizer` callable, a Keras
+        optimizer), or None: the model framework's default (its SGD), chosen at fit."""
         return self.getOrDefault(self.optimMethod)
 
 
@@ -242,11 +245,9 @@ class _NNEstimatorParams(_NNCommonParams, HasLabelCol, HasMaxEpoch, HasLearningR
         return self._set(labelCol=value)
 
     def _set_estimator_defaults(self):
-        import torch
-
         self._set_common_defaults()
         self._setDefault(labelCol="label", maxEpoch=1, learningRate=DEFAULT_LEARNING_RATE, learningRateDecay=0.0,
-                         optimMethod=torch.optim.SGD, endWhen=None, numWorkers=None, cachingSample=True,
+                         optimMethod=None, endWhen=None, numWorkers=None, cachingSample=True,
                          shuffle=True, seed=DEFAULT_SEED, gradientCompression="none",
                          transport="auto", profile=False)
 

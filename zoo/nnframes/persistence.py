@@ -3,14 +3,15 @@
 A saved stage is a directory:
     metadata/part-00000   one JSON line, as pyspark.ml writes it: class, uid, sparkVersion,
                           paramMap and defaultParamMap (the Params that are plain values)
-    objects.pkl           cloudpickle of the Python objects: the model (architecture and its
-                          initial weights), criterion, preprocessing, optimMethod, endWhen,
-                          checkpoint and clipping settings
-    weights.safetensors   the model's state_dict in safetensors (language-neutral; these are the
-                          weights that are loaded)
-    model.keras           instead of the pickled model and weights.safetensors when the model is a
-                          keras.Model: Keras' own format (architecture and weights); objects.pkl then
-                          holds model=None and the model's custom classes under keras_custom_objects
+    objects.pkl           cloudpickle of the Python objects: criterion, preprocessing, optimMethod,
+                          endWhen, checkpoint and clipping settings, the model's framework
+                          (`model_framework`) and, as `model`, what its adapter's `save_model`
+                          returned: a torch model itself (architecture and initial weights), a
+                          keras.Model's custom classes
+    the model's files     what the adapter's `save_model` writes (see zoo.engine.adapters):
+                          weights.safetensors for torch (the state_dict in safetensors,
+                          language-neutral; these are the weights that are loaded), model.keras
+                          for Keras (Keras' own format: architecture and weights)
 Because the metadata is pyspark's own, a PipelineModel or Pipeline holding these stages saves
 and loads with pyspark's writers; the validation DataFrame of an estimator is not saved.
 
@@ -33,11 +34,9 @@ from pyspark import SparkContext
 from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
 from zoo import storage
-from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.adapters import adapter_for, adapter_named
 from zoo.nnframes.params import OBJECT_PARAMS
 
-#: The file a keras.Model is saved to, in Keras' own format.
-KERAS_FILE = "model.keras"
 #: The metadata line, where pyspark's writers put it; the commit marker of a saved stage.
 METADATA_FILE = "metadata/part-00000"
 
@@ -85,18 +84,13 @@ class NNWriter(MLWriter):
         objects = {name: getattr(instance, name) for name in SAVED_ATTRIBUTES if hasattr(instance, name)}
         objects["object_params"] = {p.name: v for p, v in instance._paramMap.items() if p.name in OBJECT_PARAMS}
         model = getattr(instance, "model", None)
-        if model is not None and keras_adapter.is_model(model):
-            objects["model"] = None
-            objects["keras_custom_objects"] = keras_adapter.custom_objects_of(keras_adapter.unwrap(model))
         with storage.staged(path, marker=METADATA_FILE) as folder:
+            if model is not None:
+                adapter = adapter_for(model)
+                objects["model"] = adapter.save_model(model, folder)
+                objects["model_framework"] = adapter.FRAMEWORK
             with open(os.path.join(folder, "objects.pkl"), "wb") as f:
                 cloudpickle.dump(objects, f)
-            if model is not None and keras_adapter.is_model(model):
-                keras_adapter.save_model_file(model, os.path.join(folder, KERAS_FILE))
-            elif model is not None:
-                from safetensors.torch import save_model
-
-                save_model(instance.model, os.path.join(folder, "weights.safetensors"))
             os.makedirs(os.path.join(folder, "metadata"))
             # What Spark's text writer leaves: the JSON line in part-00000 and an empty _SUCCESS.
             with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as f:
@@ -135,16 +129,13 @@ class NNReader(MLReader):
         with open(os.path.join(local, "objects.pkl"), "rb") as f:
             objects = cloudpickle.load(f)
         instance._set(**objects.pop("object_params"))
-        keras_custom_objects = objects.pop("keras_custom_objects", None)
-        if os.path.exists(os.path.join(local, KERAS_FILE)):
-            objects["model"] = keras_adapter.load_model_file(os.path.join(local, KERAS_FILE), keras_custom_objects)
+        framework = objects.pop("model_framework", None)
+        if "keras_custom_objects" in objects:  # saved before the framework was recorded
+            framework, objects["model"] = "keras", objects.pop("keras_custom_objects")
+        if framework is not None:
+            objects["model"] = adapter_named(framework).load_model(local, objects["model"])
         for name, value in objects.items():
             setattr(instance, name, value)
-        weights = os.path.join(local, "weights.safetensors")
-        if getattr(instance, "model", None) is not None and os.path.exists(weights):
-            from safetensors.torch import load_model
-
-            load_model(instance.model, weights)
         return instance
 
 

@@ -176,11 +176,12 @@ def _check_model_file(path: str) -> str:
 def _write_serving_file(model: Any, serving: str, input_example: Any) -> tuple[str, str, Any]:
     """TorchScript (traced on the example) for torch, the .keras file for Keras; returns the
     framework, the file's name and the example inputs (None where the file declares them)."""
-    from zoo.engine.adapters import keras as keras_adapter
+    from zoo.engine.adapters import adapter_for
 
-    if keras_adapter.is_model(model.model):
-        keras_adapter.save_model_file(model.model, os.path.join(serving, "model.keras"))
-        return "keras", "model.keras", input_example
+    adapter = adapter_for(model.model)
+    if adapter.FRAMEWORK == "keras":
+        adapter.save_model(model.model, serving)
+        return "keras", adapter.KERAS_FILE, input_example
     import torch
 
     arrays = _example_arrays(model, input_example)

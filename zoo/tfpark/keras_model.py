@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from zoo import storage
-from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.adapters import check_framework
 from zoo.engine.triggers import EveryEpoch, MaxEpoch
 from zoo.errors import ZooTypeError, ZooValueError
 from zoo.tfpark import training
@@ -39,7 +39,7 @@ class KerasModel:
     """
 
     def __init__(self, model, model_dir: str | None = None, optimizer=None):
-        self.model = keras_adapter.check_model(model)
+        self.model = check_framework(model, "keras")
         self.model_dir = model_dir
         self.optimizer = optimizer
         self.fit_stats: dict[str, float] = {}
@@ -48,7 +48,7 @@ class KerasModel:
     def metrics_names(self) -> list[str]:
         """The names `evaluate` reports: "loss", then the compiled metrics (Keras' names)."""
         loss, _, metrics = training.compiled_parts(self.model)
-        return [training.keras_name(m.name) for m in training.to_validation_methods(metrics, loss)]
+        return [training.keras_name(m.name) for m in training.to_validation_methods(metrics, self.model, loss)]
 
     def get_weights(self) -> list[np.ndarray]:
         """The model's weights, as keras.Model.get_weights returns them."""

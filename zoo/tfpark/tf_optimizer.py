@@ -8,7 +8,7 @@ import uuid
 
 from zoo import storage
 from zoo.engine import checkpoint as ckpt
-from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.adapters import adapter_for, check_framework
 from zoo.engine.triggers import EveryEpoch, MaxEpoch, check_trigger
 from zoo.errors import ZooTypeError, ZooValueError
 from zoo.tfpark import training
@@ -27,7 +27,7 @@ class TFOptimizer:
     def __init__(self, model, loss, optim_method, dataset: TFDataset, metrics=None, model_dir: str | None = None):
         if not isinstance(dataset, TFDataset):
             raise ZooTypeError(f"Expected `dataset` to be a zoo.tfpark.TFDataset. Received: {type(dataset).__name__}.")
-        self.model = keras_adapter.check_model(model)
+        self.model = check_framework(model, "keras")
         self.loss = loss
         self.optim_method = optim_method
         self.dataset = dataset
@@ -41,7 +41,7 @@ class TFOptimizer:
                    model_dir: str | None = None) -> "TFOptimizer":
         """Train a compiled keras.Model with its compiled loss; `optimizer` (default: the compiled
         one) and `metrics` (default: the compiled ones, reported on the validation data)."""
-        loss, compiled_optimizer, compiled_metrics = training.compiled_parts(keras_adapter.check_model(keras_model))
+        loss, compiled_optimizer, compiled_metrics = training.compiled_parts(check_framework(keras_model, "keras"))
         return cls(keras_model, loss, optimizer or compiled_optimizer, dataset,
                    compiled_metrics if metrics is None else metrics, model_dir)
 
@@ -64,7 +64,7 @@ class TFOptimizer:
                                 f"{[int(n[len(ckpt.PREFIX):]) for n in available]}.")
         directory = storage.join(storage.resolve(path), name)
         _, model_state, _ = ckpt.load_checkpoint(directory)
-        keras_adapter.load_state_bytes_into(self.model, model_state)
+        adapter_for(self.model).load_state_bytes_into(self.model, model_state)
         self._resume_from = directory
 
     def _checkpoint_config(self, trigger) -> tuple[dict | None, str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.adapters import check_framework
 from zoo.errors import ZooTypeError
 from zoo.tfpark import training
 from zoo.tfpark.tf_dataset import TFDataset
@@ -21,7 +21,7 @@ class TFPredictor:
     def __init__(self, model, dataset: TFDataset):
         if not isinstance(dataset, TFDataset):
             raise ZooTypeError(f"Expected `dataset` to be a zoo.tfpark.TFDataset. Received: {type(dataset).__name__}.")
-        self.model = keras_adapter.check_model(model)
+        self.model = check_framework(model, "keras")
         self.dataset = dataset
 
     @classmethod

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.engine.adapters import adapter_for
-from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.adapters import LOGITS, adapter_for
 from zoo.engine.evaluation import evaluate_frame
 from zoo.engine.metrics import AUC, MAE, Loss, Top1Accuracy, ValidationMethod
 from zoo.engine.triggers import EveryEpoch
@@ -28,10 +27,11 @@ def keras_name(metric_name: str) -> str:
     return KERAS_NAMES.get(metric_name, metric_name)
 
 
-def to_validation_methods(metrics, loss) -> list[ValidationMethod]:
+def to_validation_methods(metrics, model, loss) -> list[ValidationMethod]:
     """The engine's metrics for Keras metric names (Loss always first). Accuracy of a single
-    output reads it as a logit (threshold 0) when the loss is `from_logits`."""
+    output reads it as a logit (threshold 0) when `model` trained with `loss` outputs logits."""
     methods: list[ValidationMethod] = [Loss()]
+    logits = adapter_for(model).output_kind(loss) == LOGITS
     for metric in metrics or []:
         if isinstance(metric, ValidationMethod):
             methods.append(metric)
@@ -48,7 +48,7 @@ def to_validation_methods(metrics, loss) -> list[ValidationMethod]:
         if cls is Loss:
             continue
         if cls is Top1Accuracy:
-            methods.append(Top1Accuracy(threshold=0.0 if keras_adapter.loss_from_logits(loss) else 0.5))
+            methods.append(Top1Accuracy(threshold=0.0 if logits else 0.5))
         else:
             methods.append(cls())
     return methods
@@ -78,7 +78,7 @@ def _estimator(model, loss, optimizer, source: FrameSource, batch_size: int, end
                             cachingSample=caching_sample)
     estimator.setShowProgress(show_progress)
     if validation is not None:
-        estimator.setValidation(EveryEpoch(), validation.df, to_validation_methods(metrics, loss))
+        estimator.setValidation(EveryEpoch(), validation.df, to_validation_methods(metrics, model, loss))
     if checkpoint is not None:
         estimator.setCheckpoint(**checkpoint)
     return estimator
@@ -99,7 +99,7 @@ def train(model, loss, optimizer, dataset: TFDataset, batch_size: int, end_trigg
                            metrics, checkpoint, show_progress, num_workers, dataset.shuffle,
                            dataset.caching_sample)
     fitted = estimator.fit(source.df)
-    keras_adapter.load_state_bytes_into(model, keras_adapter.state_bytes_of(fitted.model))
+    adapter_for(model).assign_weights(model, fitted.model)
     return fitted
 
 
@@ -163,5 +163,6 @@ def evaluate_source(model, loss, source: FrameSource, methods: list[ValidationMe
 
 def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
     """Loss and `metrics` of `model` over the whole dataset, keyed by Keras' metric names."""
-    results = evaluate_source(model, loss, dataset.source, to_validation_methods(metrics, loss), batch_per_thread)
+    results = evaluate_source(model, loss, dataset.source, to_validation_methods(metrics, model, loss),
+                              batch_per_thread)
     return {keras_name(name): value for name, value in results.items()}

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
 import warnings
 
 import numpy as np
 import torch
 
+from zoo.engine.adapters import LOG_PROBABILITIES, LOGITS, PROBABILITIES, flat_outputs
+
+#: This adapter's framework, as `zoo.engine.adapters.framework_of` names it.
+FRAMEWORK = "torch"
+#: The file `save_model` writes: the model's state_dict in safetensors (language-neutral).
+WEIGHTS_FILE = "weights.safetensors"
 #: Optimizers whose update of an element depends only on that element's gradient and state:
 #: they can run on a shard of the flat parameter vector and give the same result as on the whole.
 ELEMENTWISE_OPTIMIZERS = (
@@ -19,6 +26,31 @@ ELEMENTWISE_OPTIMIZERS = (
 def is_model(obj) -> bool:
     """Whether this adapter trains `obj`."""
     return isinstance(obj, torch.nn.Module)
+
+
+def is_program(obj) -> bool:
+    """Whether `obj` is a torch.export.ExportedProgram (inference only: it does not train)."""
+    return isinstance(obj, torch.export.ExportedProgram)
+
+
+def output_kind(criterion) -> str:
+    """What a model trained with `criterion` outputs: logits for CrossEntropyLoss and
+    BCEWithLogitsLoss, log-probabilities for NLLLoss, else probabilities."""
+    if isinstance(criterion, (torch.nn.CrossEntropyLoss, torch.nn.BCEWithLogitsLoss)):
+        return LOGITS
+    if isinstance(criterion, torch.nn.NLLLoss):
+        return LOG_PROBABILITIES
+    return PROBABILITIES
+
+
+def wants_float_targets(criterion) -> bool:
+    """Binary cross-entropy losses take float 0/1 targets shaped like the output, not indices."""
+    return isinstance(criterion, (torch.nn.BCELoss, torch.nn.BCEWithLogitsLoss))
+
+
+def default_optimizer():
+    """The `optimMethod` of a fit that names none: torch.optim.SGD."""
+    return torch.optim.SGD
 
 
 def build_optimizer(optim_method, params, learning_rate: float) -> torch.optim.Optimizer:
@@ -199,10 +231,20 @@ def trainable_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _outputs(model: torch.nn.Module, inputs: list[np.ndarray]):
+    with torch.inference_mode():
+        return model(*[_read_only_tensor(x) for x in inputs])
+
+
 def predict(model: torch.nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
     """Outputs of `model` in eval mode for one batch of numpy inputs."""
-    with torch.inference_mode():
-        return _first_output(model(*[_read_only_tensor(x) for x in inputs])).float().numpy()
+    return _first_output(_outputs(model, inputs)).float().numpy()
+
+
+def predict_all(model: torch.nn.Module, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Every output of `model` (tuples, lists and dicts flattened in order) for one batch of numpy
+    inputs; floating-point outputs as float32."""
+    return [(t.float() if t.is_floating_point() else t).numpy() for t in flat_outputs(_outputs(model, inputs))]
 
 
 def state_bytes_of(model: torch.nn.Module) -> bytes:
@@ -215,3 +257,26 @@ def state_bytes_of(model: torch.nn.Module) -> bytes:
 def load_state_bytes_into(model: torch.nn.Module, blob: bytes) -> None:
     """Load weights serialized by `state_bytes_of` into `model`."""
     model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+
+
+def assign_weights(target: torch.nn.Module, source: torch.nn.Module) -> None:
+    """Copy `source`'s state_dict into `target`, a model of the same architecture (no
+    serialization: the fitted model's weights go straight into the caller's)."""
+    target.load_state_dict(source.state_dict())
+
+
+def save_model(model: torch.nn.Module, folder: str) -> torch.nn.Module:
+    """Write `model`'s weights to `WEIGHTS_FILE` in `folder`; returns the model, pickled beside
+    them for its architecture."""
+    from safetensors.torch import save_model as save_safetensors
+
+    save_safetensors(model, os.path.join(folder, WEIGHTS_FILE))
+    return model
+
+
+def load_model(folder: str, pickled: torch.nn.Module) -> torch.nn.Module:
+    """The model `save_model` wrote: the pickled one with the weights of `folder` loaded."""
+    from safetensors.torch import load_model as load_safetensors
+
+    load_safetensors(pickled, os.path.join(folder, WEIGHTS_FILE))
+    return pickled

@@ -26,11 +26,6 @@ def import_keras():
     return keras
 
 
-def is_keras_model(model: Any) -> bool:
-    """Whether ``model`` is a Keras model, checked without importing Keras."""
-    return any(cls.__module__.split(".")[0] in ("keras", "tf_keras") for cls in type(model).__mro__)
-
-
 def input_specs(model: Any) -> list[TensorSpec] | None:
     """The model's declared inputs, or None when it was never built on symbolic inputs."""
     try:
@@ -98,7 +93,9 @@ def load(model: Any) -> KerasBackend:
         ImportError: Keras is not installed (says what to install).
     """
     if not isinstance(model, (str, os.PathLike)):
-        if not is_keras_model(model):
+        from zoo.engine.adapters import framework_of
+
+        if framework_of(model) != "keras":
             raise UnsupportedModelError(f"Expected a keras.Model or a path to a .keras/.h5 file. Received: {type(model).__name__}.")
         return KerasBackend(model, f"keras {type(model).__name__}")
     path = os.fspath(model)

@@ -75,7 +75,7 @@ class SparkEstimator:
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _methods(self, metrics=None):
-        return training.to_validation_methods(self.metrics if metrics is None else metrics, self.loss)
+        return training.to_validation_methods(self.metrics if metrics is None else metrics, self.model, self.loss)
 
     def _source(self, data, feature_cols, label_cols, role, needs_label=True, batch_size=32):
         if callable(data) and not (is_spark_frame(data) or is_pandas_frame(data)):
@@ -145,7 +145,7 @@ class SparkEstimator:
         if trigger is not None:
             estimator.setCheckpoint(self.model_dir, trigger)
         fitted = estimator.fit(source.df)
-        self._load_state(adapter_for(fitted.model).state_bytes_of(fitted.model))
+        adapter_for(self.model).assign_weights(self.model, fitted.model)
         self.history.extend(fitted.history)
         return self
 
@@ -192,7 +192,7 @@ class SparkEstimator:
         from zoo.nnframes import NNModel
 
         loaded = NNModel.load(model_path).model
-        self._load_state(adapter_for(loaded).state_bytes_of(loaded))
+        adapter_for(self.model).assign_weights(self.model, loaded)
         return self
 
     def load_orca_checkpoint(self, path: str, version=None):

@@ -3,7 +3,7 @@ on Zoo's engine."""
 
 from __future__ import annotations
 
-from zoo.engine.adapters import keras as keras_adapter
+from zoo.engine.adapters import check_framework
 from zoo.errors import ZooTypeError, ZooValueError
 from zoo.orca.learn.spark_estimator import SparkEstimator
 from zoo.tfpark import training
@@ -72,7 +72,7 @@ class Estimator:
                 raise ZooTypeError(f"Expected `model_creator` to be a function config -> keras.Model. "
                                    f"Received: {type(model_creator).__name__}.")
             model = model_creator(config)
-        model = keras_adapter.check_model(model)
+        model = check_framework(model, "keras")
         if compile_args_creator is not None:
             model.compile(**compile_args_creator(config))
         loss, optimizer, metrics = training.compiled_parts(model)
