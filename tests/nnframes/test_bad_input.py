@@ -135,3 +135,17 @@ def test_more_workers_than_task_slots_is_refused_before_any_job(spark, data):
     assert f"Expected `numWorkers` <= the task slots the cluster offers at once ({slots})" in str(caught["error"])
     assert f"numWorkers={slots + 1}" in str(caught["error"])
     assert jobs == []
+
+
+def test_another_frameworks_optimizer_is_refused_before_any_job(spark, data):
+    import keras
+
+    caught, jobs = fit_error(spark, estimator(optimMethod=keras.optimizers.Adam), data)
+    assert "A torch model needs a torch optimizer, not keras" in str(caught["error"])
+    assert "torch.optim.Adam" in str(caught["error"]) and jobs == []
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    keras_estimator = NNEstimator(model=model, criterion="mse", batchSize=8, optimMethod=torch.optim.Adam)
+    caught, jobs = fit_error(spark, keras_estimator, data)
+    assert "A Keras model needs a Keras optimizer, not torch.optim.Adam" in str(caught["error"])
+    assert "keras.optimizers.Adam(" in str(caught["error"]) and jobs == []

@@ -242,9 +242,11 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         )
 
     def _optim_method(self):
-        """`optimMethod`, or the model framework's default optimizer when it is not set."""
-        optim_method = self.getOptimMethod()
-        return adapter_for(self.model).default_optimizer() if optim_method is None else optim_method
+        """`optimMethod`, or the model framework's default optimizer when it is not set; one the
+        model's framework cannot use is refused here, on the driver."""
+        optim_method, adapter = self.getOptimMethod(), adapter_for(self.model)
+        adapter.check_optim_method(optim_method, self.getLearningRate())
+        return adapter.default_optimizer() if optim_method is None else optim_method
 
     def _check_model(self):
         if self.model is None or self.criterion is None:

@@ -34,6 +34,8 @@ exposes the same names:
 - `wants_float_targets(criterion) -> bool`: whether the loss takes float 0/1 targets shaped like
   the output (binary cross-entropy) instead of class indices.
 - `default_optimizer()`: the `optimMethod` a fit uses when none is given (the framework's SGD).
+- `check_optim_method(optim_method, learning_rate)`: refuse, on the driver, an `optimMethod` this
+  framework cannot use (another framework's optimizer), naming the fix.
 - `predict_all(model, inputs) -> list of numpy`: every output of one batch in inference mode
   (`predict` returns the first).
 - `save_model(model, folder) -> picklable` writes the model's own files into `folder` and returns

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from zoo.engine.adapters import LOG_PROBABILITIES, LOGITS, PROBABILITIES, flat_outputs
+from zoo.errors import ZooTypeError
 
 #: This adapter's framework, as `zoo.engine.adapters.framework_of` names it.
 FRAMEWORK = "torch"
@@ -63,6 +64,22 @@ def build_optimizer(optim_method, params, learning_rate: float) -> torch.optim.O
             f"Expected `optimMethod` to return a torch.optim.Optimizer. Received: {type(optimizer).__name__}."
         )
     return optimizer
+
+
+def check_optim_method(optim_method, learning_rate: float) -> None:
+    """Refuse on the driver an `optimMethod` a torch model cannot use (a Keras optimizer, or
+    something that is neither an optimizer class nor a factory), naming the fix."""
+    if optim_method is None or (isinstance(optim_method, type) and issubclass(optim_method, torch.optim.Optimizer)):
+        return
+    kind = optim_method if isinstance(optim_method, type) else type(optim_method)
+    if kind.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow"):
+        raise ZooTypeError(
+            f"A torch model needs a torch optimizer, not {kind.__module__}.{kind.__name__}. Give optimMethod a "
+            f"torch.optim.Optimizer class (e.g. torch.optim.{kind.__name__} with learningRate={learning_rate}) or "
+            f"a factory params -> optimizer, or leave it unset for torch.optim.SGD.")
+    if not callable(optim_method):
+        raise ZooTypeError(f"Expected `optimMethod` to be a torch.optim.Optimizer class or a factory params -> "
+                           f"optimizer. Received: {optim_method!r}.")
 
 
 def is_elementwise(optimizer: torch.optim.Optimizer) -> bool:

@@ -29,6 +29,7 @@ from zoo.engine.adapters.keras.optimizers import (
     ReplicatedOptimizer,
     ShardOptimizer,
     build_optimizer,
+    check_optim_method,
     default_optimizer,
 )
 from zoo.engine.adapters.keras.serialization import (
@@ -53,8 +54,8 @@ FRAMEWORK = "keras"
 
 __all__ = [
     "FRAMEWORK", "KERAS_FILE", "SUPPORTED_BACKENDS", "PortableModel", "ReplicatedOptimizer", "ShardOptimizer",
-    "Trainable", "assign_weights", "build_optimizer", "copy_model", "custom_objects_of", "default_optimizer",
-    "dry_run", "is_built", "is_keras_object", "is_model", "load_model", "load_model_file",
+    "Trainable", "assign_weights", "build_optimizer", "check_optim_method", "copy_model", "custom_objects_of",
+    "default_optimizer", "dry_run", "is_built", "is_keras_object", "is_model", "load_model", "load_model_file",
     "load_state_bytes_into", "loss_from_logits", "output_kind", "portable", "predict", "predict_all",
     "reject_unsupported", "resolve_loss", "save_model", "save_model_file", "state_bytes_of", "trainable_count",
     "unwrap", "use_backend", "wants_float_targets",

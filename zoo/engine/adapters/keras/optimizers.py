@@ -63,6 +63,12 @@ def build_optimizer(optim_method, learning_rate: float):
     )
 
 
+def check_optim_method(optim_method, learning_rate: float) -> None:
+    """Refuse on the driver an `optimMethod` a Keras model cannot use, by building it once there
+    (a Keras optimizer is cheap to make; the workers make their own)."""
+    build_optimizer(optim_method, learning_rate)
+
+
 def is_elementwise(optimizer) -> bool:
     """Whether `optimizer` can update a shard of the flat parameters on its own."""
     return (type(optimizer).__name__ in ELEMENTWISE_OPTIMIZERS and root_module(type(optimizer)) == "keras"
