@@ -1,5 +1,6 @@
-"""NNModel.transform predicts through InferenceModel on every backend of both frameworks, and an
-unsupported framework/backend pairing fails on the driver, before any Spark job.
+"""NNModel.transform predicts through InferenceModel on every backend of both frameworks (the
+converted torch backends give torch's predictions), and an unsupported framework/backend pairing
+fails on the driver, before any Spark job.
 
 Uses the session-scoped ``spark`` fixture of tests/conftest.py.
 """
@@ -47,28 +48,50 @@ def _jobs_of(spark, group: str) -> list[int]:
     return list(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
 
 
-def test_torch_transform_predicts_what_inference_model_predicts(spark):
-    module = _torch_mlp()
-    rows = _rows()
+class _FlatCNN(torch.nn.Module):
+    """A CNN over 1x8x8 images given as flat 64-float rows (the array<float> column)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2)
+        )
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.conv(x.reshape(-1, 1, 8, 8)), 1))
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_transform_matches_torch_backend(spark, backend):
+    torch.manual_seed(0)
+    module = _FlatCNN().eval()
+    rows = np.random.default_rng(0).standard_normal((37, 64)).astype(np.float32)
+    df = _frame(spark, rows)
     model = NNModel(model=module, featuresCol="features", predictionCol="prediction", batchSize=8)
-    assert model.getBackend() == "torch"
-    want = InferenceModel.from_framework("torch", module).predict(rows)
-    np.testing.assert_allclose(_predictions(model, _frame(spark, rows)), want, rtol=1e-6, atol=1e-6)
-    # A batch the model cannot take fails in InferenceModel.predict, whose message names the runtime.
-    narrow = NNModel(model=module, featuresCol="features", predictionCol="prediction", batchSize=8)
-    with pytest.raises(Exception, match=r"The torch model 'torch Sequential' failed on inputs \(float32\[\d+, 5\]\)"):
-        narrow.transform(_frame(spark, _rows(5))).collect()
+    want = _predictions(model.setBackend("torch"), df)
+    with torch.no_grad():
+        direct = module(torch.from_numpy(rows)).numpy()
+    np.testing.assert_allclose(want, direct, atol=1e-4, rtol=1e-3)
+    got = _predictions(model.setBackend(backend), df)
+    assert got.shape == want.shape == (37, 3)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-3)
 
 
-def test_keras_transform_predicts_what_inference_model_predicts(spark):
-    net = _keras_mlp()
+@pytest.mark.parametrize("framework, make, narrow_error", [
+    # A batch the model cannot take fails in InferenceModel.predict: its message names the runtime...
+    ("torch", _torch_mlp, r"The torch model 'torch Sequential' failed on inputs \(float32\[\d+, 5\]\)"),
+    # ... or, for a model that declares its inputs, the signature InferenceModel checks them against.
+    ("keras", _keras_mlp, r"Input 'x' has size 5 on axis 1; expected 6\. Expected signature \(x: float32\[\?, 6\]\)"),
+])
+def test_transform_predicts_what_inference_model_predicts(spark, framework, make, narrow_error):
+    net = make()
     rows = _rows()
     model = NNModel(model=net, featuresCol="features", predictionCol="prediction", batchSize=8)
-    assert model.getBackend() == "keras"
-    want = InferenceModel.from_framework("keras", net).predict(rows)
+    assert model.getBackend() == framework
+    want = InferenceModel.from_framework(framework, net).predict(rows)
     np.testing.assert_allclose(_predictions(model, _frame(spark, rows)), want, rtol=1e-5, atol=1e-6)
-    # InferenceModel checks the batch against the model's declared signature on the executor.
-    with pytest.raises(Exception, match=r"Input 'x' has size 5 on axis 1; expected 6\. Expected signature \(x: float32\[\?, 6\]\)"):
+    with pytest.raises(Exception, match=narrow_error):
         model.transform(_frame(spark, _rows(5))).collect()
 
 
