@@ -5,8 +5,9 @@ on the driver), caches the DataFrame in memory (as MEMORY_ONLY: the fit then rea
 JVM heap), and fits a linear model for one epoch on local[2] with 2 workers. A thread samples
 the proportional set size (PSS, /proc/<pid>/smaps_rollup: shared pages split between the
 processes sharing them) of the JVM and every Python process under it every 50 ms, so the table
-shows, per process: before the fit (data cached, workers warm), the peak during the fit, and
-idle after the fit returned, in MiB, with the raw data size (N x 64 x 4 bytes) as the yardstick.
+shows, per process: before the fit (data cached, workers warm), the peak during the fit, right
+after the fit returned, and idle 22 s later (two of the JVM's periodic-collection intervals, see
+zoo.cluster.HEAP_RETURN_FLAGS), in MiB, with the raw data size (N x 64 x 4 bytes) as the yardstick.
 
     .venv/bin/python bench/memory.py [--rows 2000000] [--caching DISK]
     .venv/bin/python bench/memory.py --limit-mib 1400
@@ -34,6 +35,8 @@ MIB = 1 << 20
 WIDTH = 64
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT_JOB = os.path.join(CHECKOUT, "tests", "engine", "memory_limit_job.py")
+#: How long "idle" waits after the fit: two of the JVM's periodic-collection intervals and a margin.
+IDLE_S = 22
 
 
 def pss(pid: int) -> int:
@@ -150,24 +153,31 @@ def main():
     took = time.time() - started
     sampler.stop()
     after = snapshot(jvm_pid)
+    time.sleep(IDLE_S)  # the JVM's periodic collection runs only after an interval without one
+    idle = snapshot(jvm_pid)
 
     print(f"\nfit of {args.rows:,} x {WIDTH} float32 (raw {raw / MIB:,.0f} MiB), cachingSample={args.caching}, "
           f"{took:.1f} s; PSS in MiB")
-    print(f"{'process':<18} {'pid':>8} {'before':>9} {'peak':>9} {'after':>9} {'peak/raw':>9}")
+    print(f"{'process':<18} {'pid':>8} {'before':>9} {'peak':>9} {'after':>9} {'idle':>9} {'peak/raw':>9}")
     pids = sorted(set(before) | set(after) | set(sampler.peaks), key=lambda p: (sampler.roles.get(p, ""), p))
     for pid in pids:
         role = (before.get(pid) or after.get(pid) or (sampler.roles.get(pid, "?"), 0))[0]
         b, a, peak = before.get(pid, ("", 0))[1], after.get(pid, ("", 0))[1], sampler.peaks.get(pid, 0)
-        print(f"{role:<18} {pid:>8} {b / MIB:>9,.0f} {peak / MIB:>9,.0f} {a / MIB:>9,.0f} {peak / raw:>9.2f}")
+        i = idle.get(pid, ("", 0))[1]
+        print(f"{role:<18} {pid:>8} {b / MIB:>9,.0f} {peak / MIB:>9,.0f} {a / MIB:>9,.0f} {i / MIB:>9,.0f} "
+              f"{peak / raw:>9.2f}")
     total_before = sum(size for _, size in before.values())
     total_after = sum(size for _, size in after.values())
+    total_idle = sum(size for _, size in idle.values())
     print(f"{'all (sum)':<18} {'':>8} {total_before / MIB:>9,.0f} {sampler.peak_total / MIB:>9,.0f} "
-          f"{total_after / MIB:>9,.0f} {sampler.peak_total / raw:>9.2f}")
+          f"{total_after / MIB:>9,.0f} {total_idle / MIB:>9,.0f} {sampler.peak_total / raw:>9.2f}")
     print(f"the fit's growth: peak {(sampler.peak_total - total_before) / raw:.2f}x raw, "
-          f"after {(total_after - total_before) / raw:.2f}x raw")
+          f"after {(total_after - total_before) / raw:.2f}x raw, idle {(total_idle - total_before) / raw:.2f}x raw")
+    jvm_growth = idle[jvm_pid][1] - before[jvm_pid][1]
+    print(f"jvm idle after the fit against before it: {jvm_growth / MIB:+,.0f} MiB")
     workers = [pid for pid in pids if (before.get(pid) or after.get(pid) or ("",))[0] == "python worker"]
-    grown = sum(after.get(pid, ("", 0))[1] - before.get(pid, ("", 0))[1] for pid in workers)
-    print(f"python workers after the fit against before it: {grown / MIB:+,.0f} MiB "
+    grown = sum(idle.get(pid, ("", 0))[1] - before.get(pid, ("", 0))[1] for pid in workers)
+    print(f"python workers idle after the fit against before it: {grown / MIB:+,.0f} MiB "
           f"({grown / raw:+.2f}x raw; workers that were not there before count from 0)")
     spark.stop()
 

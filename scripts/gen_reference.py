@@ -34,7 +34,8 @@ if _CHECKOUT not in sys.path:
 
 #: The public modules, in the order the reference presents them.
 PUBLIC_MODULES = ("zoo", "zoo.engine", "zoo.nnframes", "zoo.tfpark", "zoo.inference", "zoo.serving", "zoo.flink",
-                  "zoo.storage", "zoo.errors", "zoo.dtypes", "zoo.packaging", "zoo.context", "zoo.devcluster",
+                  "zoo.storage", "zoo.errors", "zoo.dtypes", "zoo.packaging", "zoo.context", "zoo.cluster",
+                  "zoo.network", "zoo.devcluster",
                   "zoo.orca", "zoo.orca.learn.pytorch", "zoo.orca.learn.tf2", "zoo.registry", "zoo.registry.flavor",
                   "zoo.monitoring", "zoo.nnframes.streaming", "zoo.streaming")
 #: Where the reference is written, relative to the checkout.

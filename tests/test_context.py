@@ -14,11 +14,13 @@ import sys
 
 import pytest
 
-from zoo.context import (
-    CLUSTER_DEFAULTS, KMP_SETTINGS, MasterUnreachableError, check_master_reachable, cluster_settings,
-    infer_cluster_mode, init_spark, spark_submit_args, thread_settings,
+from zoo.cluster import (
+    CLUSTER_DEFAULTS, HEAP_RETURN_FLAGS, KMP_SETTINGS, ClusterRequest, cluster_settings, infer_cluster_mode,
+    spark_submit_args, thread_settings,
 )
-from zoo.errors import ZooValueError
+from zoo.context import init_spark
+from zoo.errors import MasterUnreachableError, ZooValueError
+from zoo.network import check_master_reachable, node_ip
 from zoo.packaging import PackedEnv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,6 +61,16 @@ def test_python_workers_get_one_thread_per_task_core(spark):
 
     seen = set(spark.sparkContext.parallelize(range(2), 2).mapPartitions(probe).collect())
     assert seen == {("1", "1", 1, KMP_SETTINGS["KMP_AFFINITY"])}
+
+
+def test_the_driver_jvm_runs_with_the_heap_return_flags_and_the_users_own_values_win(spark):
+    arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+                     .getInputArguments())
+    assert set(HEAP_RETURN_FLAGS) <= set(arguments), arguments
+    spec = cluster_settings(master="local[2]", conf={"spark.driver.extraJavaOptions": "-Dx=1 -XX:MaxHeapFreeRatio=50"})
+    assert spec.conf["spark.driver.extraJavaOptions"].split() == [
+        "-Dx=1", "-XX:MaxHeapFreeRatio=50", "-XX:G1PeriodicGCInterval=10000", "-XX:MinHeapFreeRatio=10"]
+    assert spec.conf["spark.executor.extraJavaOptions"].split() == list(HEAP_RETURN_FLAGS)
 
 
 def test_thread_settings_follow_task_cpus_and_each_can_be_overridden():
@@ -135,6 +147,20 @@ def _dry_run(*args: str) -> tuple[list[str], str]:
 
 def _confs(lines: list[str]) -> dict[str, str]:
     return dict(lines[i + 1].split("=", 1) for i, c in enumerate(lines) if c == "--conf")
+
+
+def test_a_request_resolves_to_the_settings_of_its_named_arguments_and_the_driver_host_it_is_given():
+    request = ClusterRequest(cluster_mode="k8s-client", master="k8s://https://api:6443", cores=2, num_executors=3,
+                             conf=IMAGE)
+    # zoo.cluster opens no socket: the driver's address is what the caller found with zoo.network.
+    assert "spark.driver.host" not in request.spec().conf
+    spec = request.spec(env=ENV, driver_host=node_ip())
+    assert spec == cluster_settings("k8s-client", "k8s://https://api:6443", cores=2, num_executors=3, conf=IMAGE,
+                                    env=ENV, driver_host=node_ip())
+    assert spec.conf["spark.driver.host"] == node_ip() and spec.conf["spark.executor.instances"] == "3"
+    assert spec.conf["spark.archives"] == "/envs/venv-abc.tar.gz#env"
+    with pytest.raises(ZooValueError, match="Expected `num_executors` to be a positive int"):
+        ClusterRequest(cluster_mode="yarn-client", num_executors=0).spec()
 
 
 def test_zoo_submit_generates_yarn_cluster_arguments(tmp_path):

@@ -1,4 +1,12 @@
-"""Exceptions raised by Zoo, each a subclass of the builtin users already catch."""
+"""Exceptions raised by Zoo's core, each a subclass of the builtin users already catch.
+
+Every exception Zoo raises is defined in an errors module: this one for the core (context,
+packaging, ``zoo-submit``, the training engine, nnframes, streaming) and one per package for the
+package's own (`zoo.inference.errors`, `zoo.serving.errors`, `zoo.storage.errors`,
+`zoo.registry.errors`, `zoo.flink.errors`). Each subclasses the builtin a caller would catch
+(``ValueError`` for bad input, ``TypeError`` for a wrong type, ``RuntimeError`` for a failed job,
+``ConnectionError`` for an unreachable service), so ``except ValueError`` keeps working.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +33,10 @@ class ZooRuntimeError(RuntimeError):
     happened and what to change."""
 
 
+class UsageError(ZooValueError):
+    """The ``zoo-submit`` command line is not one it understands; the message says what to change."""
+
+
 class MasterUnreachableError(ConnectionError):
     """The Spark master (or the cluster manager) cannot be reached; the message names the URL tried."""
 
@@ -48,27 +60,30 @@ class WorkerError(RuntimeError):
 
     Attributes:
         failures: list of ``(rank, traceback_text)`` pairs, one per failed worker; rank ``None``
-            is the Spark job itself, failed with no worker reporting why (an executor lost
-            beyond Spark's retries, a cancelled job), as the driver saw it.
+            is the job itself, failed on the driver's side with no worker reporting why (an
+            executor lost beyond Spark's retries, a cancelled job), as the driver saw it.
+        context: what was running (``"training"``, ``"validation"``).
+        job: the engine that ran the job (``"Spark"``, ``"Flink"``), named in a driver-side failure.
     """
 
-    def __init__(self, failures: list[tuple[int | None, str]], context: str = "training"):
+    def __init__(self, failures: list[tuple[int | None, str]], context: str = "training", job: str = "Spark"):
         self.failures = list(failures)
         self.context = context
-        shown = "\n".join(f"--- {_failed_party(rank)} ---\n{tb.rstrip()}" for rank, tb in self.failures)
+        self.job = job
+        shown = "\n".join(f"--- {_failed_party(rank, job)} ---\n{tb.rstrip()}" for rank, tb in self.failures)
         if all(rank is None for rank, _ in self.failures):
-            headline = (f"The Spark job of the {context} failed before any worker reported an error "
-                        f"(the driver's Spark log has the executors' side). The driver saw:")
+            headline = (f"The {job} job of the {context} failed before any worker reported an error "
+                        f"(the driver's {job} log has the executors' side). The driver saw:")
         else:
             headline = f"{len(self.failures)} worker(s) failed during {context}. Worker traceback(s) follow:"
         super().__init__(f"{headline}\n{shown}")
 
     def __reduce__(self):
-        return (WorkerError, (self.failures, self.context))
+        return (WorkerError, (self.failures, self.context, self.job))
 
 
-def _failed_party(rank: int | None) -> str:
-    return "the Spark job, seen from the driver" if rank is None else f"worker {rank}"
+def _failed_party(rank: int | None, job: str) -> str:
+    return f"the {job} job, seen from the driver" if rank is None else f"worker {rank}"
 
 
 class NonFiniteLossError(WorkerError, FloatingPointError):
@@ -99,6 +114,18 @@ class NonFiniteLossError(WorkerError, FloatingPointError):
 
     def __reduce__(self):
         return (NonFiniteLossError, (self.iteration, self.epoch, self.loss, self.failures))
+
+
+class PeerTimeout(RuntimeError):
+    """Another worker stopped taking part in a shared-memory step: treated like a lost gloo peer."""
+
+
+class StreamStopped(ZooRuntimeError):
+    """A micro-batch arrived after `StreamingFit.stop`: left untrained for the next query."""
+
+
+class PublishError(ZooRuntimeError):
+    """Publishing a version failed; the training state up to that micro-batch is kept."""
 
 
 def check_positive_int(name: str, value, *, allow_none: bool = False):

@@ -243,17 +243,13 @@ def _tree_files(path: str) -> list[tuple[str, str]]:
     return files
 
 
-def zip_editable_packages(prefix: str, cache_dir: str | None = None) -> tuple[str, ...]:
-    """Zip the source of each editable install of `prefix` for the executors' PYTHONPATH.
+def _zip_editables(editable: dict[str, list[str]], cache_dir: str | None) -> tuple[str, ...]:
+    """Zip the source of each editable install (``{distribution: [paths]}`` as `editable_packages`
+    returns it) for the executors' PYTHONPATH; returns the zip paths.
 
     Each zip is named by a hash of its files' names, sizes and modification times, so an
-    unchanged package reuses its zip. Returns the zip paths.
+    unchanged package reuses its zip.
     """
-    return _zip_editables(editable_packages(prefix), cache_dir)
-
-
-def _zip_editables(editable: dict[str, list[str]], cache_dir: str | None) -> tuple[str, ...]:
-    """`zip_editable_packages` for the ``{distribution: [paths]}`` of `editable_packages`."""
     out_dir = os.path.join(_cache_dir(cache_dir), "pyfiles")
     zips = []
     for dist_name, paths in sorted(editable.items()):

@@ -34,6 +34,8 @@ import shlex
 import subprocess
 import sys
 
+from zoo.errors import UsageError
+
 VALUE_OPTIONS = {"--cluster-mode", "--master", "--num-executors", "--executor-cores", "--executor-memory",
                  "--driver-cores", "--driver-memory", "--conf", "--archive", "--exclude", "--include",
                  "--cache-dir", "--format"}
@@ -43,10 +45,6 @@ SPARK_VALUE_OPTIONS = {"--jars", "--packages", "--exclude-packages", "--reposito
                        "--archives", "--name", "--properties-file", "--driver-java-options",
                        "--driver-library-path", "--driver-class-path", "--queue", "--principal", "--keytab",
                        "--class", "--total-executor-cores", "--proxy-user", "--deploy-mode"}
-
-
-class UsageError(ValueError):
-    """The command line is not one zoo-submit understands; the message says what to change."""
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str], str, list[str]]:
@@ -131,7 +129,8 @@ def _shipped_env(options: dict, cluster_mode: str):
 
 def build_command(argv: list[str]) -> tuple[dict, list[str]]:
     """(zoo options, the spark-submit command) for a zoo-submit command line; packs if needed."""
-    from zoo.context import check_master_reachable, cluster_settings, spark_submit_args
+    from zoo.cluster import ClusterRequest, spark_submit_args
+    from zoo.network import check_master_reachable, node_ip
 
     options, passthrough, app, app_args = parse(argv)
     conf = {}
@@ -142,14 +141,14 @@ def build_command(argv: list[str]) -> tuple[dict, list[str]]:
         conf[key] = value
     if "archive" in options and options.get("no_pack"):
         raise UsageError("--archive and --no-pack contradict each other; pass one.")
-    settings = {"cluster_mode": options.get("cluster_mode") or None, "master": options.get("master"),
-                "cores": _int(options, "executor_cores"), "memory": options.get("executor_memory"),
-                "num_executors": _int(options, "num_executors"), "driver_cores": _int(options, "driver_cores"),
-                "driver_memory": options.get("driver_memory"), "conf": conf}
-    spec = cluster_settings(**settings)  # validates the command line before anything is packed
+    request = ClusterRequest(cluster_mode=options.get("cluster_mode") or None, master=options.get("master"),
+                             cores=_int(options, "executor_cores"), memory=options.get("executor_memory"),
+                             num_executors=_int(options, "num_executors"), driver_cores=_int(options, "driver_cores"),
+                             driver_memory=options.get("driver_memory"), conf=conf)
+    spec = request.spec()  # validates the command line before anything is packed
     if not options.get("dry_run"):
         check_master_reachable(spec.master)
-    spec = cluster_settings(**settings, env=_shipped_env(options, spec.cluster_mode))
+    spec = request.spec(env=_shipped_env(options, spec.cluster_mode), driver_host=node_ip())
     return options, spark_submit_args(spec, app, app_args, spark_submit_executable(), passthrough)
 
 

@@ -8,14 +8,11 @@ it across real hosts.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from tests.engine.process_group import run_ranks
 from zoo.engine.collective import FlatBuffers, ShardedAggregator
 from zoo.engine.hierarchical import HierarchicalAggregator
 from zoo.engine.shared_memory import SharedMemoryAggregator, supported
@@ -28,57 +25,31 @@ def _gradient(rank: int, padded: int) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(rank).normal(size=padded).astype(np.float32))
 
 
-def _worker(rank, world, port, hosts, transport, compress, queue):
-    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-    store = dist.TCPStore("127.0.0.1", port, world, is_master=rank == 0, wait_for_workers=True)
-    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
-    try:
-        topology = Topology(rank, tuple(hosts))
-        buffers = FlatBuffers(NUM_PARAMS, rank, world, topology.shard_index(transport))
-        if transport == HIERARCHICAL:
-            aggregator = HierarchicalAggregator(buffers, topology, compress)
-        elif transport == SHARED_MEMORY:
-            aggregator = SharedMemoryAggregator(buffers)
-        else:
-            aggregator = ShardedAggregator(buffers, compress)
-        padded = buffers.shard_size * world
-        results = []
-        for step in range(2):  # twice: the buffers are reused from step to step
-            buffers.grads.copy_(_gradient(rank + 10 * step, padded))
-            parts = aggregator.reduce_scatter_parts().clone()
-            # The shard's new values: something only the owner knows, to check the all-gather.
-            values = torch.full((buffers.shard_size,), float(buffers.shard_index + 100 * step))
-            aggregator.all_gather(values, buffers.params)
-            norm = aggregator.all_reduce_norm_sq(float(rank + 1))
-            results.append((parts.numpy(), buffers.params.clone().numpy(), norm))
-        queue.put((rank, buffers.shard_index, buffers.shard_size, results))
-    finally:
-        dist.destroy_process_group()
+def _aggregate(rank, world, hosts, transport, compress):
+    """Two steps of `transport`'s aggregator on this rank: each step's parts, gathered weights and norm."""
+    topology = Topology(rank, tuple(hosts))
+    buffers = FlatBuffers(NUM_PARAMS, rank, world, topology.shard_index(transport))
+    if transport == HIERARCHICAL:
+        aggregator = HierarchicalAggregator(buffers, topology, compress)
+    elif transport == SHARED_MEMORY:
+        aggregator = SharedMemoryAggregator(buffers)
+    else:
+        aggregator = ShardedAggregator(buffers, compress)
+    padded = buffers.shard_size * world
+    results = []
+    for step in range(2):  # twice: the buffers are reused from step to step
+        buffers.grads.copy_(_gradient(rank + 10 * step, padded))
+        parts = aggregator.reduce_scatter_parts().clone()
+        # The shard's new values: something only the owner knows, to check the all-gather.
+        values = torch.full((buffers.shard_size,), float(buffers.shard_index + 100 * step))
+        aggregator.all_gather(values, buffers.params)
+        norm = aggregator.all_reduce_norm_sq(float(rank + 1))
+        results.append((parts.numpy(), buffers.params.clone().numpy(), norm))
+    return buffers.shard_index, buffers.shard_size, results
 
 
 def _run(hosts, transport, compress="none"):
-    from zoo.devcluster.processes import free_port
-
-    world = len(hosts)
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    port = free_port()
-    processes = [context.Process(target=_worker, args=(r, world, port, hosts, transport, compress, queue))
-                 for r in range(world)]
-    for p in processes:
-        p.start()
-    outcome = {}
-    try:
-        for _ in range(world):
-            rank, shard_index, shard_size, results = queue.get(timeout=120)
-            outcome[rank] = (shard_index, shard_size, results)
-    finally:
-        for p in processes:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
-    assert all(p.exitcode == 0 for p in processes), [p.exitcode for p in processes]
-    return outcome
+    return dict(enumerate(run_ranks(_aggregate, len(hosts), hosts, transport, compress)))
 
 
 def _check(outcome, world, rtol, atol):

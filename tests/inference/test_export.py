@@ -9,7 +9,9 @@ import onnx
 import pytest
 import torch
 
-from zoo.inference import ExportError, InferenceModel, ModelLoadError, export
+from zoo.inference import (
+    ExportError, InferenceArgumentError, InferenceModel, ModelLoadError, UnsupportedModelError, export,
+)
 
 
 class _DriftingModel(torch.nn.Module):
@@ -66,6 +68,15 @@ def test_export_rejects_wrong_suffix_format_and_model(mlp, tmp_path):
         export(module, example, tmp_path / "m.tflite", format="tflite")
     with pytest.raises(TypeError, match="Received: dict"):
         export({"not": "a model"}, example, tmp_path / "m.onnx")
+
+
+def test_export_errors_are_the_packages_and_still_the_builtins(mlp, tmp_path):
+    module, example = mlp
+    with pytest.raises(InferenceArgumentError, match="format='tflite'") as bad_format:
+        export(module, example, tmp_path / "m.tflite", format="tflite")
+    with pytest.raises(UnsupportedModelError, match="Received: dict") as bad_model:
+        export({"not": "a model"}, example, tmp_path / "m.onnx")
+    assert isinstance(bad_format.value, ValueError) and isinstance(bad_model.value, TypeError)
 
 
 def test_exported_program_exports_to_onnx_with_the_dynamo_exporter(cnn, tmp_path, torch_outputs):

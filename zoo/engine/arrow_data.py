@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """The columns of a fit's or an evaluation's frame: those that feed the model, in the model's
+    input order, then the one that feeds the criterion (None when there are no labels).
+
+    Attributes:
+        features: the model's input columns.
+        label: the label column, or None.
+    """
+
+    features: tuple[str, ...]
+    label: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """Every column read: the features, then the label (if any)."""
+        return [*self.features] + ([self.label] if self.label is not None else [])
+
+    def samples(self, column: Callable[[str], np.ndarray], build):
+        """`build(feature arrays, label array or None)`, reading each array with `column(name)`."""
+        return build([column(name) for name in self.features], column(self.label) if self.label is not None else None)
 
 
 def column_to_numpy(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:

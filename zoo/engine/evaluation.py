@@ -9,10 +9,11 @@ from __future__ import annotations
 import cloudpickle
 
 from zoo.engine.adapters import adapter_for, for_workers
+from zoo.engine.arrow_data import ColumnLayout
 from zoo.engine.metrics import ValidationMethod
 
 
-def _evaluate_task(payload_broadcast, columns: list[str], num_features: int, batch_size: int):
+def _evaluate_task(payload_broadcast, layout: ColumnLayout, batch_size: int):
     def task(batches):
         import pyarrow as pa
         import torch
@@ -25,8 +26,7 @@ def _evaluate_task(payload_broadcast, columns: list[str], num_features: int, bat
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            arrays = read_columns([batch], columns)
-            inputs, target = build([arrays[c] for c in columns[:num_features]], arrays[columns[num_features]])
+            inputs, target = layout.samples(read_columns([batch], layout.names).__getitem__, build)
             for start in range(0, len(target), batch_size):
                 x = [torch.tensor(a[start:start + batch_size]) for a in inputs]
                 y = target[start:start + batch_size]
@@ -51,12 +51,12 @@ def evaluate_frame(frame, feature_cols: list[str], label_col: str, model, criter
         batch_size: rows each task evaluates at once.
     """
     adapter = adapter_for(model)
-    columns = list(feature_cols) + [label_col]
+    layout = ColumnLayout(tuple(feature_cols), label_col)
     sc = frame.sparkSession.sparkContext
     payload = sc.broadcast(cloudpickle.dumps((adapter, for_workers(adapter, model), criterion, build, methods)))
     try:
-        rows = frame.select(*columns).mapInArrow(
-            _evaluate_task(payload, columns, len(feature_cols), batch_size), "stats binary").collect()
+        rows = frame.select(*layout.names).mapInArrow(_evaluate_task(payload, layout, batch_size),
+                                                       "stats binary").collect()
     finally:
         payload.unpersist()
     merged = [m.empty() for m in methods]

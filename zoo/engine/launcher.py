@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import cloudpickle
 
+from zoo.engine.arrow_data import ColumnLayout
 from zoo.engine.config import TrainingConfig
 from zoo.engine.profile import format_table
 from zoo.engine.progress import ProgressClient, ProgressServer
@@ -108,7 +109,7 @@ def import_worker_modules() -> None:
     import zoo.nnframes.preprocessing  # noqa: F401  (an NNEstimator payload's sample builder)
 
 
-def _worker_task(payload_broadcast, progress_address, columns, num_features):
+def _worker_task(payload_broadcast, progress_address, layout: ColumnLayout):
     """The barrier task, a closure over plain values only."""
 
     def task(batches):
@@ -136,7 +137,7 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
             torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", cores))))
             torch.manual_seed(config.seed)
             build = payload["build_samples"]
-            names = columns + [SPLIT_COLUMN]
+            names = layout.names + [SPLIT_COLUMN]
             # Part 0: the training rows; part 1: the validation rows, marked by SPLIT_COLUMN.
             parts = (False, True) if config.validation else (False,)
 
@@ -151,19 +152,18 @@ def _worker_task(payload_broadcast, progress_address, columns, num_features):
                     # Every row (no validation split): the array itself, not a copy of it.
                     return arrays[column] if mask.all() else arrays[column][mask]
 
-                labels = rows(columns[num_features]) if len(columns) > num_features else None
-                inputs, target = build([rows(c) for c in columns[:num_features]], labels)
+                inputs, target = layout.samples(rows, build)
                 return list(inputs) + [target]
 
             if config.caching_sample:
                 arrays = read_columns(batches, names)
                 data = [samples(arrays, part) for part in range(len(parts))]
-                data = [LocalData(s[:-1], s[-1]) if s else LocalData.empty(num_features) for s in data]
+                data = [LocalData(s[:-1], s[-1]) if s else LocalData.empty(len(layout.features)) for s in data]
                 del arrays
             else:
                 # Batch by batch into files on local disk: memory holds one record batch, not the partition.
                 files = stream_to_files((read_columns([b], names) for b in batches), len(parts), samples)
-                data = [DiskData(f) if len(f) else LocalData.empty(num_features) for f in files]
+                data = [DiskData(f) if len(f) else LocalData.empty(len(layout.features)) for f in files]
                 del files
             train, validation = data[0], (data[1] if config.validation else None)
             del data
@@ -252,14 +252,13 @@ def show_profile(server: ProgressServer, profiles: list[dict], iteration: int) -
     server.write_profile(profiles, iteration)
 
 
-def run_fit(frame, columns: list[str], num_features: int, payload: bytes, config: TrainingConfig,
+def run_fit(frame, layout: ColumnLayout, payload: bytes, config: TrainingConfig,
             started: float | None = None) -> FitResult:
     """Train across `config.num_workers` barrier tasks on `frame` and return the result.
 
     Args:
         frame: the stage's input, as `prepare_frame` built it.
-        columns: feature column names followed by the label column (if any).
-        num_features: how many of `columns` are features.
+        layout: which of the frame's columns are the model's inputs and which is the label.
         payload: `worker_payload(...)` pickled with cloudpickle, with this very `config`.
         config: the training configuration, checked by `storage_preflight` (which raises
             StorageError, FileSystemMissingError for an unusable checkpoint or TensorBoard URL),
@@ -282,7 +281,7 @@ def run_fit(frame, columns: list[str], num_features: int, payload: bytes, config
                             on_failure=lambda: sc.cancelJobGroup(group)).start()
     # The tasks meet in a store the driver holds: Spark's own barrier calls take a second each.
     store = open_rendezvous_store(host)
-    task = _worker_task(broadcast, server.address, columns, num_features)
+    task = _worker_task(broadcast, server.address, layout)
     outcome: dict = {}
 
     def collect():

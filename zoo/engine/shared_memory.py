@@ -28,6 +28,7 @@ import torch.distributed as dist
 
 from zoo.engine.collective import FlatBuffers, all_gather_objects
 from zoo.engine.profile import StepProfile
+from zoo.errors import PeerTimeout
 
 SHM_DIR = "/dev/shm"
 #: Seconds a worker waits for the others at one step before it gives up (a peer died).
@@ -44,10 +45,6 @@ ALIGNMENT_BYTES = 64
 
 def _aligned(size_bytes: int) -> int:
     return -(-size_bytes // ALIGNMENT_BYTES) * ALIGNMENT_BYTES
-
-
-class PeerTimeout(RuntimeError):
-    """Another worker stopped taking part in the step: treated like a lost gloo peer."""
 
 
 def supported() -> bool:

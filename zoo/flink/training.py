@@ -542,7 +542,7 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
             env.execute("Zoo fit on Flink")
         except Exception as exc:
             failures = coordinator.progress.failures
-            raise WorkerError(failures or [(-1, f"{type(exc).__name__}: {exc}")]) from exc
+            raise WorkerError(failures or [(None, f"{type(exc).__name__}: {exc}")], job="Flink") from exc
         result = pickle.loads(coordinator.store.get(result_key(config.run_id)))
     state = result["state"]
     adapter = adapter_for(model)

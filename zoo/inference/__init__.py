@@ -7,7 +7,9 @@ Serving and ``NNModel`` run their models through ``InferenceModel``.
 """
 
 from zoo.inference.config import OnnxRuntimeConfig, OpenVINOConfig
-from zoo.inference.errors import ExportError, InferenceInputError, ModelLoadError, NotLoadedError
+from zoo.inference.errors import (
+    ExportError, InferenceArgumentError, InferenceInputError, ModelLoadError, NotLoadedError, UnsupportedModelError,
+)
 from zoo.inference.export import export
 from zoo.inference.model import InferenceModel
 from zoo.inference.quantize import QuantizationReport, quantize
@@ -25,4 +27,6 @@ __all__ = [
     "ModelLoadError",
     "ExportError",
     "NotLoadedError",
+    "InferenceArgumentError",
+    "UnsupportedModelError",
 ]

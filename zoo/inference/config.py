@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.errors import ZooValueError, check_positive_int
+from zoo.inference.errors import InferenceArgumentError
 
 #: Compiled requests (OpenVINO infer requests, ONNX Runtime sessions) kept per handle.
 DEFAULT_CONCURRENT_NUM = 1
@@ -168,16 +169,16 @@ def backend_config(framework: str, backend: str | None, options: dict[str, Any],
         what: who asks, for the message (``"NNModel.setBackend"``).
 
     Raises:
-        ZooValueError: the pairing is not supported, or an option is unknown or invalid; the
+        InferenceArgumentError: the pairing is not supported, or an option is unknown or invalid; the
             message names what was asked, what this model supports and how to fix it.
     """
     supported = FRAMEWORK_BACKENDS.get(framework)
     if supported is None:
-        raise ZooValueError(f"Expected a framework in {sorted(FRAMEWORK_BACKENDS)}. Received: framework={framework!r}.")
+        raise InferenceArgumentError(f"Expected a framework in {sorted(FRAMEWORK_BACKENDS)}. Received: framework={framework!r}.")
     backend = native_backend(framework) if backend is None else backend
     if backend not in supported:
         fix = (f"Use one of {list(supported)}" if len(supported) > 1 else f"Use {supported[0]!r} (the default)")
-        raise ZooValueError(
+        raise InferenceArgumentError(
             f"{what} cannot run a {framework} model on backend {backend!r}. Backends for {framework} models: "
             f"{list(supported)}. {fix}, or export the model to a file with zoo.inference.export(model, "
             f"example_input, path, format=...) and load that with InferenceModel.load(path)."
@@ -185,7 +186,7 @@ def backend_config(framework: str, backend: str | None, options: dict[str, Any],
     config_class = _CONFIGS.get(backend)
     if config_class is None:
         if options:
-            raise ZooValueError(
+            raise InferenceArgumentError(
                 f"The {backend} backend takes no options. Received: {sorted(options)}. Options apply to "
                 f"the backends {sorted(_CONFIGS)}."
             )

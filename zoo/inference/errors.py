@@ -1,11 +1,24 @@
 """Exceptions raised by ``zoo.inference``; each subclasses the builtin users already catch.
 
-They subclass :class:`zoo.errors.ZooValueError`, so ``except ValueError`` catches them too.
+Bad input or arguments subclass :class:`zoo.errors.ZooValueError`, so ``except ValueError``
+catches them too; a model of a type the inference path cannot take subclasses
+:class:`zoo.errors.ZooTypeError` (a ``TypeError``).
 """
 
 from __future__ import annotations
 
-from zoo.errors import ZooValueError
+from zoo.errors import ZooTypeError, ZooValueError
+
+
+class InferenceArgumentError(ZooValueError):
+    """An argument of ``zoo.inference`` (a backend, export format, quantization preset, backend
+    option, example input or label) is not one it can use; the message names the argument, what
+    is expected and what was received."""
+
+
+class UnsupportedModelError(ZooTypeError):
+    """The object given as a model is of a type this path cannot take (export, quantize or a
+    backend's loader), or a backend lacks what a request needs; the message names the types taken."""
 
 
 class InferenceInputError(ZooValueError):

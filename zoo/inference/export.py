@@ -28,7 +28,7 @@ from zoo.inference.convert import (
     torch_to_onnx,
     torch_to_openvino,
 )
-from zoo.inference.errors import ExportError, short
+from zoo.inference.errors import ExportError, InferenceArgumentError, UnsupportedModelError, short
 from zoo.inference.signature import as_array_list, prepare_inputs
 
 #: Export formats and the file ending each one needs.
@@ -43,7 +43,7 @@ def framework_of(model: Any) -> str:
         return "torch"
     if keras_backend.is_keras_model(model):
         return "keras"
-    raise TypeError(
+    raise UnsupportedModelError(
         f"Expected a torch.nn.Module, torch.export.ExportedProgram or keras.Model to export. "
         f"Received: {type(model).__name__}."
     )
@@ -51,9 +51,9 @@ def framework_of(model: Any) -> str:
 
 def _check_path(path: str, fmt: str) -> None:
     if fmt not in FORMATS:
-        raise ValueError(f"Expected `format` to be one of {sorted(FORMATS)}. Received: format={fmt!r}.")
+        raise InferenceArgumentError(f"Expected `format` to be one of {sorted(FORMATS)}. Received: format={fmt!r}.")
     if not path.endswith(FORMATS[fmt]):
-        raise ValueError(
+        raise InferenceArgumentError(
             f"Expected `path` to end with {FORMATS[fmt]!r} for format={fmt!r}. Received: path={path!r}."
             + (" OpenVINO writes the weights beside it, with the ending .bin." if fmt == "openvino" else "")
         )

@@ -31,7 +31,7 @@ from zoo.inference.config import (
     native_backend,
 )
 from zoo.inference.convert import check_outputs, grown_batch, torch_reference, torch_to_onnx, torch_to_openvino
-from zoo.inference.errors import InferenceInputError, ModelLoadError, NotLoadedError, short
+from zoo.inference.errors import InferenceArgumentError, InferenceInputError, ModelLoadError, NotLoadedError, short
 from zoo.inference.pool import RequestPool
 from zoo.inference.signature import TensorSpec, as_array_list, format_signature, prepare_inputs
 
@@ -138,7 +138,7 @@ class InferenceModel:
             **backend_options: the runtime's options (see :meth:`from_torch`).
 
         Raises:
-            ZooValueError: the framework's models do not run on ``backend``, or an option does
+            InferenceArgumentError: the framework's models do not run on ``backend``, or an option does
                 not fit it; the message lists the backends and options that do.
             ExportError: a conversion failed, or its outputs differ from ``model``'s.
         """
@@ -189,7 +189,7 @@ class InferenceModel:
             loaded.source = source
             return self._install(loaded)
         if arrays is None:
-            raise ValueError(
+            raise InferenceArgumentError(
                 f"Backend {backend!r} converts the torch model, which needs `example_input` (an ndarray "
                 f"or a list of ndarrays, batch first). Received: example_input=None."
             )
@@ -275,7 +275,7 @@ class InferenceModel:
             return self.load_torch(path, **options)
         if kind == detect.KERAS:
             if options:
-                raise ValueError(f"Keras models take no load options. Received: {sorted(options)}.")
+                raise InferenceArgumentError(f"Keras models take no load options. Received: {sorted(options)}.")
             return self.load_keras(path)
         config = make_config(OpenVINOConfig, options, "openvino")
         import openvino as ov

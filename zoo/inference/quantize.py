@@ -19,7 +19,7 @@ from zoo.inference.backends import keras as keras_backend
 from zoo.inference.backends import openvino as ov_backend
 from zoo.inference.config import OpenVINOConfig
 from zoo.inference.convert import keras_export, torch_to_openvino
-from zoo.inference.errors import ExportError
+from zoo.inference.errors import ExportError, InferenceArgumentError, UnsupportedModelError
 from zoo.inference.signature import as_array_list, prepare_inputs
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _to_openvino(model: Any, arrays: list[np.ndarray], workdir: str):
         keras_backend.KerasBackend(model, "keras").new_request()([a[:1] for a in arrays])
         keras_export(model, staged, "openvino")
         return ov_backend.read(staged)
-    raise TypeError(
+    raise UnsupportedModelError(
         f"Expected a torch module, a keras.Model, an openvino.Model or a path to .xml/.onnx to quantize. "
         f"Received: {type(model).__name__}."
     )
@@ -154,9 +154,9 @@ def quantize(
     """
     path = os.fspath(path)
     if not path.endswith(".xml"):
-        raise ValueError(f"Expected `path` to end with '.xml' (OpenVINO IR). Received: path={path!r}.")
+        raise InferenceArgumentError(f"Expected `path` to end with '.xml' (OpenVINO IR). Received: path={path!r}.")
     if preset not in PRESETS:
-        raise ValueError(f"Expected `preset` to be one of {list(PRESETS)}. Received: preset={preset!r}.")
+        raise InferenceArgumentError(f"Expected `preset` to be one of {list(PRESETS)}. Received: preset={preset!r}.")
     nncf = _import_nncf()
     import openvino as ov
 
@@ -164,7 +164,7 @@ def quantize(
     evaluation = as_array_list(eval_data, "eval_data") if eval_data is not None else calib
     labels = None if eval_labels is None else np.asarray(eval_labels).reshape(-1)
     if labels is not None and len(labels) != len(evaluation[0]):
-        raise ValueError(
+        raise InferenceArgumentError(
             f"Expected one label per evaluation sample ({len(evaluation[0])}). Received {len(labels)} labels."
         )
     if not storage.is_local(path):
@@ -193,7 +193,7 @@ def quantize(
         fp32_acc = int8_acc = None
         if labels is not None:
             if not is_scores:
-                raise ValueError(
+                raise InferenceArgumentError(
                     f"`eval_labels` need a model whose first output is class scores [batch, classes]. "
                     f"This model's first output has shape {list(ref.shape)}; leave eval_labels out."
                 )

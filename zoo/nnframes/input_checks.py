@@ -15,7 +15,7 @@ import pyarrow as pa
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
-from zoo.engine.arrow_data import read_columns
+from zoo.engine.arrow_data import ColumnLayout, read_columns
 from zoo.errors import ZooTypeError, ZooValueError
 from zoo.nnframes.columns import ARRAY, SCALAR, VECTOR
 from zoo.nnframes.preprocessing import ChainedPreprocessing, SeqToTensor
@@ -195,8 +195,8 @@ def check_summary(summary: dict, label_col: str | None, feature_steps: dict[str,
             )
 
 
-def dry_run(sample: pa.RecordBatch, columns: list[str], num_features: int, build_samples, adapter, model,
-            criterion, check_output=None):
+def dry_run(sample: pa.RecordBatch, layout: ColumnLayout, build_samples, adapter, model, criterion,
+            check_output=None):
     """Run the model (and the criterion, when there are labels) on a few rows on the driver.
 
     `sample` holds the rows (from `summary_and_sample`).
@@ -204,10 +204,8 @@ def dry_run(sample: pa.RecordBatch, columns: list[str], num_features: int, build
     width come before the criterion's own, less helpful, complaint. Returns the model's output
     as numpy. Raises ZooValueError with the shapes involved when the model or criterion fails.
     """
-    arrays = read_columns([sample], columns)
-    labels = arrays[columns[num_features]] if len(columns) > num_features else None
-    inputs, target = build_samples([arrays[c] for c in columns[:num_features]], labels)
-    shapes = ", ".join(f"`{c}` -> {list(x.shape[1:])}" for c, x in zip(columns, inputs))
+    inputs, target = layout.samples(read_columns([sample], layout.names).__getitem__, build_samples)
+    shapes = ", ".join(f"`{c}` -> {list(x.shape[1:])}" for c, x in zip(layout.features, inputs))
     target_shape = list(target.shape[1:]) if target is not None else None
     try:
         output = adapter.dry_run(model, None, inputs, None)

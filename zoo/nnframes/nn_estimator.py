@@ -14,6 +14,7 @@ from pyspark.sql.types import StructType
 
 from zoo import storage
 from zoo.engine.adapters import adapter_for, copy_model, for_workers
+from zoo.engine.arrow_data import ColumnLayout
 from zoo.engine.config import CheckpointConfig, TrainingConfig, ValidationConfig, default_end_trigger
 from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run_fit, worker_payload
 from zoo.engine.storage_preflight import storage_preflight
@@ -67,6 +68,11 @@ class FitColumns:
     def names(self) -> list[str]:
         """Feature columns, then the label column."""
         return self.feature_cols + [self.label_col]
+
+    @property
+    def layout(self) -> ColumnLayout:
+        """Which of the workers' columns feed the model and which the criterion."""
+        return ColumnLayout(tuple(self.feature_cols), self.label_col)
 
     @property
     def feature_kinds(self) -> dict[str, str]:
@@ -234,8 +240,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
     def _check_model_on(self, sample, columns: "FitColumns", summary: dict):
         """Run the model and criterion on the first rows (`_check_data`); returns the output."""
         adapter = adapter_for(self.model)
-        output = input_checks.dry_run(sample, columns.names, len(columns.feature_cols), columns.build(), adapter,
-                                      self.model, self.criterion,
+        output = input_checks.dry_run(sample, columns.layout, columns.build(), adapter, self.model, self.criterion,
                                       check_output=lambda out: self._check_labels(summary, out))
         # After the dry run, which builds a Keras model that was not built yet.
         input_checks.check_trainable(adapter, self.model)
@@ -263,7 +268,7 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
         if not built:
             payload = self._payload(columns, config)
         frame = prepare_frame(df, columns.inputs, config.num_workers, validation_df)
-        result = run_fit(frame, columns.names, len(columns.feature_cols), payload, config, started=started)
+        result = run_fit(frame, columns.layout, payload, config, started=started)
         trained = copy_model(adapter, self.model)
         adapter.load_state_bytes_into(trained, result.model_state)
         model = self._create_model(trained, columns.feature_steps, output)
@@ -374,7 +379,8 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         Returns self.
 
         Raises:
-            ZooValueError: this model's framework does not run on `backend`, or an option does
+            InferenceArgumentError (a ZooValueError): this model's framework does not run on
+                `backend`, or an option does
                 not fit it (checked here, and again by transform before any Spark job).
         """
         if self.model is not None:

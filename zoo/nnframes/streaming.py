@@ -36,7 +36,9 @@ from zoo.engine.config import CheckpointConfig
 from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run_fit
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import MaxEpoch
-from zoo.errors import SchemaDriftError, ZooRuntimeError, ZooTypeError, ZooValueError, check_positive_int
+from zoo.errors import (
+    PublishError, SchemaDriftError, StreamStopped, ZooTypeError, ZooValueError, check_positive_int,
+)
 
 __all__ = ["fit_stream", "StreamingFit", "BatchRecord", "Gate", "RegistryPublisher", "PublishPolicy", "PublishError"]
 
@@ -48,14 +50,6 @@ COMMIT_PREFIX = "batch-"
 KEEP_COMMITS = 5
 #: Rows of the publishing micro-batch a FeatureReference (drift baseline) is built from.
 REFERENCE_ROWS = 10_000
-
-
-class StreamStopped(ZooRuntimeError):
-    """A micro-batch arrived after `StreamingFit.stop`: left untrained for the next query."""
-
-
-class PublishError(ZooRuntimeError):
-    """Publishing a version failed; the training state up to that micro-batch is kept."""
 
 
 @dataclass
@@ -345,8 +339,7 @@ class StreamTrainer:
         config = dataclasses.replace(self.config, end_trigger=target, run_id=uuid.uuid4().hex,
                                      checkpoint=dataclasses.replace(self.config.checkpoint, trigger=target))
         frame = prepare_frame(batch_df, columns.inputs, config.num_workers)
-        result = run_fit(frame, columns.names, len(columns.feature_cols), estimator._payload(columns, config), config,
-                         started=started)
+        result = run_fit(frame, columns.layout, estimator._payload(columns, config), config, started=started)
         latest = ckpt.latest_checkpoint(self.state.state_dir)
         losses = [h["loss"] for h in result.history if h.get("event") == "step"]
         entry = BatchRecord(batch_id, rows, float(sum(losses) / len(losses)) if losses else math.nan,

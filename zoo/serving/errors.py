@@ -13,6 +13,23 @@ class InputError(ZooTypeError):
     """A request input has a type or layout the codec cannot carry; the message names the input."""
 
 
+class HTTPError(RuntimeError):
+    """An error the HTTP frontend answers as JSON ``{"error": message}`` with ``status`` (raised and
+    caught only inside `zoo.serving.frontend`; clients see the answer, never the exception).
+
+    Attributes:
+        status: the HTTP status code.
+        message: the answer's ``error`` text.
+        headers: extra response headers (``Retry-After``).
+    """
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
 class QueueFullError(RuntimeError):
     """The model's request stream has no room for this request (``max_queue_length``); retry
     after a short wait.

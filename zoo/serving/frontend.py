@@ -62,7 +62,7 @@ from zoo.serving import metrics
 from zoo.serving.client import check_enqueued, decode_answer, enqueue_args, read_result, waiting
 from zoo.serving.config import ModelConfig, ServingConfig, load_config
 from zoo.serving.connection import ENQUEUE_SCRIPT, UNAVAILABLE, acall_with_retry, connect
-from zoo.serving.errors import InputError, PredictionError, QueueFullError, RedisUnavailableError
+from zoo.serving.errors import HTTPError, InputError, PredictionError, QueueFullError, RedisUnavailableError
 from zoo.serving.follow import heartbeat_versions
 from zoo.serving.processing import check_input
 from zoo.serving.quality import feedback_entry, write_feedback
@@ -71,16 +71,6 @@ logger = logging.getLogger(__name__)
 
 #: Routes the request counters name as they are (the others are counted as the predict route).
 _ROUTES = ("/predict", "/feedback", "/models", "/metrics", "/health", "/docs", "/openapi.json")
-
-
-class HTTPError(Exception):
-    """An error answered as JSON ``{"error": message}`` with ``status`` (raised only in this module)."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -103,10 +103,6 @@ class SourceOptions:
         return redis.Redis.from_url(self.url)
 
 
-class _Mismatch(Exception):
-    """A JSON value does not fit the declared type (reported once, with the whole value)."""
-
-
 def _as_type(value, data_type):
     if value is None:
         return None
@@ -122,14 +118,14 @@ def _as_type(value, data_type):
         return [_as_type(v, data_type.elementType) for v in value]
     if not isinstance(data_type, (StringType, DoubleType, FloatType, IntegralType, BooleanType, ArrayType)):
         return value
-    raise _Mismatch
+    raise SchemaDriftError(f"{value!r} is not {data_type.simpleString()}")  # _convert reports the whole value
 
 
 def _convert(value, data_type, where: str):
     """`value` (parsed JSON) as `data_type` wants it; SchemaDriftError naming `where` otherwise."""
     try:
         return _as_type(value, data_type)
-    except _Mismatch:
+    except SchemaDriftError:
         raise SchemaDriftError(
             f"{where} holds {json.dumps(value)[:80]} ({type(value).__name__}), but the source's schema declares "
             f"{data_type.simpleString()}. Fix the producer of the stream, or read it with a schema that "

@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from zoo.inference.errors import UnsupportedModelError
 from zoo.inference.signature import TensorSpec
 
 #: A request runs one batch: input arrays in signature order -> output arrays in model order.
@@ -31,7 +32,7 @@ class Backend:
 
     def new_request(self) -> Request:
         """A request that one thread at a time may run."""
-        raise TypeError(f"{type(self).__name__} does not implement new_request; use a concrete backend.")
+        raise UnsupportedModelError(f"{type(self).__name__} does not implement new_request; use a concrete backend.")
 
     def close(self) -> None:
         """Free what the runtime holds. Requests made before must not be used after this."""

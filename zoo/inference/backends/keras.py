@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.inference.backends.base import Backend, output_name
-from zoo.inference.errors import ModelLoadError, short
+from zoo.inference.errors import ModelLoadError, UnsupportedModelError, short
 from zoo.inference.signature import TensorSpec
 
 FORMAT = "Keras"
@@ -141,7 +141,7 @@ def load(model: Any) -> KerasBackend:
     """
     if not isinstance(model, (str, os.PathLike)):
         if not is_keras_model(model):
-            raise TypeError(f"Expected a keras.Model or a path to a .keras/.h5 file. Received: {type(model).__name__}.")
+            raise UnsupportedModelError(f"Expected a keras.Model or a path to a .keras/.h5 file. Received: {type(model).__name__}.")
         return KerasBackend(model, f"keras {type(model).__name__}")
     path = os.fspath(model)
     return KerasBackend(load_model_file(path), path)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo.inference.backends.base import Backend, output_name
-from zoo.inference.errors import ModelLoadError, short
+from zoo.inference.errors import ModelLoadError, UnsupportedModelError, short
 from zoo.inference.signature import TensorSpec, specs_from_examples
 
 #: The formats a torch file may hold, as named in messages.
@@ -123,7 +123,7 @@ def from_module(model: Any, example_arrays: list[np.ndarray] | None = None) -> T
         module = model.eval()
         inputs = None
     else:
-        raise TypeError(
+        raise UnsupportedModelError(
             f"Expected a torch.nn.Module, a TorchScript module or a torch.export.ExportedProgram. "
             f"Received: {type(model).__name__}. For a file, pass its path instead."
         )
