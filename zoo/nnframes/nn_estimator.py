@@ -20,6 +20,7 @@ from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
+from zoo.inference.config import backend_config, native_backend
 from zoo.nnframes import input_checks
 from zoo.nnframes.az_methods import _AZEstimatorMethods
 from zoo.nnframes.columns import (
@@ -28,7 +29,6 @@ from zoo.nnframes.columns import (
 from zoo.nnframes.lr_decay import with_decay
 from zoo.nnframes.params import _NNCommonParams, _NNEstimatorParams
 from zoo.nnframes.persistence import NNReadable, NNWritable
-from zoo.inference.config import backend_config, native_backend
 from zoo.nnframes.predict import InferenceRunner, model_framework, predict_task
 from zoo.nnframes.preprocessing import SampleBuilder, from_sizes, to_preprocessing
 
@@ -380,8 +380,8 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
 
         Raises:
             InferenceArgumentError (a ZooValueError): this model's framework does not run on
-                `backend`, or an option does
-                not fit it (checked here, and again by transform before any Spark job).
+                `backend`, or an option does not fit it (checked here, and again by transform
+                before any Spark job).
         """
         if self.model is not None:
             backend_config(model_framework(self.model), backend, options, "NNModel.setBackend")
