@@ -15,6 +15,7 @@ import logging
 from pyspark.sql import functions as F
 
 from zoo import init_spark
+from zoo.inference.config import FRAMEWORK_BACKENDS
 from zoo.nnframes import NNClassifierModel
 
 
@@ -23,13 +24,16 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="folder of a saved NNClassifierModel")
     parser.add_argument("--input", required=True, help="Parquet with the model's feature column(s)")
     parser.add_argument("--output", required=True, help="Parquet to write the predictions to")
-    parser.add_argument("--backend", default="torch", choices=["torch", "openvino", "onnxruntime"])
+    parser.add_argument("--backend", default=None, choices=sorted({b for bs in FRAMEWORK_BACKENDS.values() for b in bs}),
+                        help="default: the model's own framework (torch or keras)")
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     spark = init_spark(app_name="zoo-batch-inference")
-    model = NNClassifierModel.load(args.model).setBackend(args.backend).setBatchSize(args.batch_size)
+    model = NNClassifierModel.load(args.model).setBatchSize(args.batch_size)
+    if args.backend is not None:
+        model.setBackend(args.backend)
     predictions = model.transform(spark.read.parquet(args.input))
     predictions.write.mode("overwrite").parquet(args.output)
     written = spark.read.parquet(args.output)

@@ -70,3 +70,21 @@ def test_onnxruntime_options_reach_the_sessions(mlp, torch_outputs):
         module, example, backend="onnxruntime", concurrent_num=2, intra_op_threads=1, graph_optimization="basic"
     )
     assert abs(handle.predict(example) - torch_outputs(module, example)[0]).max() < 1e-4
+
+
+def test_each_framework_lists_its_backends_and_refuses_the_others():
+    from zoo.errors import ZooValueError
+    from zoo.inference.config import FRAMEWORK_BACKENDS, backend_config
+
+    assert FRAMEWORK_BACKENDS == {"torch": ("torch", "openvino", "onnxruntime"), "keras": ("keras",)}
+    assert backend_config("torch", None, {}) is None
+    assert backend_config("keras", "keras", {}) is None
+    assert backend_config("torch", "openvino", {"threads": 2}) == OpenVINOConfig(threads=2)
+    assert backend_config("torch", "onnxruntime", {}) == OnnxRuntimeConfig()
+    with pytest.raises(ZooValueError, match=r"NNModel cannot run a keras model on backend 'openvino'\. "
+                                            r"Backends for keras models: \['keras'\]"):
+        backend_config("keras", "openvino", {}, "NNModel")
+    with pytest.raises(ZooValueError, match=r"The keras backend takes no options\. Received: \['threads'\]"):
+        backend_config("keras", None, {"threads": 2})
+    with pytest.raises(ZooValueError, match=r"Expected a framework in \['keras', 'torch'\]\. Received: framework='jax'"):
+        backend_config("jax", "torch", {})

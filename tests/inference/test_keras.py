@@ -70,3 +70,19 @@ def test_export_keras_and_load_back(keras_two_input, keras_cnn, fmt, suffix, tmp
         assert handle.backend == ("openvino" if fmt == "openvino" else "onnxruntime")
         one = [a[:1] for a in example] if isinstance(example, list) else example[:1]
         _close(handle.predict(one), model.predict_on_batch(one))
+
+
+def test_one_keras_loader_keeps_safe_mode_unless_zoo_wrote_the_file(tmp_path):
+    from zoo.inference import ModelLoadError
+    from zoo.inference.backends.keras import load_model_file
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda x: x * 2.0)])
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    # A file handed in by a user is read in Keras' safe mode, which refuses a Lambda's bytecode.
+    for load in (lambda: InferenceModel().load_keras(path), lambda: InferenceModel().load(path)):
+        with pytest.raises(ModelLoadError, match=r"Could not load .*lambda\.keras.*safe_mode"):
+            load()
+    # Zoo's own files (beside a pickle it unpickles anyway) are trusted.
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(load_model_file(path, trusted=True).predict_on_batch(x), x * 2.0)

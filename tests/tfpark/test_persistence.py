@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.tfpark.keras_helpers import ResidualRegressor
 from zoo.nnframes import NNClassifier, NNClassifierModel, NNModel
@@ -55,3 +56,23 @@ def test_keras_loss_decides_the_classifier_output_reading():
     assert output_kind_for(keras.losses.SparseCategoricalCrossentropy(from_logits=True)) == "logits"
     assert output_kind_for("sparse_categorical_crossentropy") == "probabilities"
     assert wants_float_targets(keras.losses.BinaryCrossentropy()) and not wants_float_targets("mse")
+
+
+def test_keras_model_load_model_restores_the_compile_state_in_safe_mode(tmp_path):
+    from zoo.inference import ModelLoadError
+    from zoo.tfpark import KerasModel
+
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    net.compile(optimizer="adam", loss="mse")
+    KerasModel(net).save_model(str(tmp_path / "dense.keras"))
+    loaded = KerasModel.load_model(str(tmp_path / "dense.keras"))
+    assert type(loaded.model.optimizer).__name__ == "Adam"
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(loaded.model.predict_on_batch(x), net.predict_on_batch(x), rtol=1e-6)
+    # A file handed to load_model is not Zoo's own: Keras' safe mode refuses a Lambda's bytecode.
+    shifted = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda t: t + 1.0)])
+    shifted.compile(optimizer="adam", loss="mse")
+    KerasModel(shifted).save_model(str(tmp_path / "lambda.keras"))
+    with pytest.raises(ModelLoadError, match="safe_mode"):
+        KerasModel.load_model(str(tmp_path / "lambda.keras"))

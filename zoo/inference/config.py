@@ -1,8 +1,9 @@
-"""Backend settings for ``InferenceModel``: one dataclass per runtime, with documented defaults.
+"""Backend settings for ``InferenceModel``: which runtimes each framework's models run on
+(`FRAMEWORK_BACKENDS`, the one list), and one dataclass per runtime with documented defaults.
 
-Options given as keywords to ``InferenceModel.load_*`` / ``from_torch`` are the fields of these
-dataclasses (``hint="throughput"``, ``threads=2``, ...); unknown keywords raise an error listing
-the accepted ones.
+Options given as keywords to ``InferenceModel.load_*`` / ``from_torch`` / ``from_framework`` (and
+``NNModel.setBackend``) are the fields of these dataclasses (``hint="throughput"``, ``threads=2``,
+...); unknown keywords raise an error listing the accepted ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.errors import ZooValueError, check_positive_int
+from zoo.inference.errors import InferenceArgumentError
 
 #: Compiled requests (OpenVINO infer requests, ONNX Runtime sessions) kept per handle.
 DEFAULT_CONCURRENT_NUM = 1
@@ -29,6 +31,11 @@ DEFAULT_RTOL = 1e-3
 #: Looser tolerances used when OpenVINO runs in bf16/f16 precision.
 DEFAULT_LOW_PRECISION_ATOL = 5e-2
 DEFAULT_LOW_PRECISION_RTOL = 5e-2
+
+#: Per framework, the runtimes an in-memory model of it runs on; the first is the framework's own
+#: (no conversion, no options). A Keras model runs on "keras" whatever Keras backend it was built
+#: on; to run it on OpenVINO or ONNX Runtime, export it (`zoo.inference.export`) and load the file.
+FRAMEWORK_BACKENDS = {"torch": ("torch", "openvino", "onnxruntime"), "keras": ("keras",)}
 
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
 _PRECISIONS = ("f32", "bf16", "f16")
@@ -140,3 +147,48 @@ def make_config(cls, options: dict[str, Any], backend: str):
             f"Unknown option(s) {unknown} for backend {backend!r}. Accepted options: {names}."
         )
     return cls(**options)
+
+
+#: The options dataclass of each runtime that takes options.
+_CONFIGS = {"openvino": OpenVINOConfig, "onnxruntime": OnnxRuntimeConfig}
+
+
+def native_backend(framework: str) -> str:
+    """The runtime a `framework` model runs on without conversion (``"torch"``, ``"keras"``)."""
+    return FRAMEWORK_BACKENDS[framework][0]
+
+
+def backend_config(framework: str, backend: str | None, options: dict[str, Any], what: str = "InferenceModel"):
+    """Check that a `framework` model can run on `backend` with `options`; return the runtime's
+    config (None for the framework's own runtime). `backend` None means the framework's own.
+
+    Args:
+        framework: ``"torch"`` or ``"keras"`` (a key of `FRAMEWORK_BACKENDS`).
+        backend: the runtime asked for.
+        options: keyword options for the runtime (fields of its config dataclass).
+        what: who asks, for the message (``"NNModel.setBackend"``).
+
+    Raises:
+        InferenceArgumentError: the pairing is not supported, or an option is unknown or invalid; the
+            message names what was asked, what this model supports and how to fix it.
+    """
+    supported = FRAMEWORK_BACKENDS.get(framework)
+    if supported is None:
+        raise InferenceArgumentError(f"Expected a framework in {sorted(FRAMEWORK_BACKENDS)}. Received: framework={framework!r}.")
+    backend = native_backend(framework) if backend is None else backend
+    if backend not in supported:
+        fix = (f"Use one of {list(supported)}" if len(supported) > 1 else f"Use {supported[0]!r} (the default)")
+        raise InferenceArgumentError(
+            f"{what} cannot run a {framework} model on backend {backend!r}. Backends for {framework} models: "
+            f"{list(supported)}. {fix}, or export the model to a file with zoo.inference.export(model, "
+            f"example_input, path, format=...) and load that with InferenceModel.load(path)."
+        )
+    config_class = _CONFIGS.get(backend)
+    if config_class is None:
+        if options:
+            raise InferenceArgumentError(
+                f"The {backend} backend takes no options. Received: {sorted(options)}. Options apply to "
+                f"the backends {sorted(_CONFIGS)}."
+            )
+        return None
+    return make_config(config_class, options, backend)

@@ -25,8 +25,10 @@ from zoo.inference.config import (
     DEFAULT_RTOL,
     OnnxRuntimeConfig,
     OpenVINOConfig,
+    backend_config,
     check_concurrent_num,
     make_config,
+    native_backend,
 )
 from zoo.inference.convert import check_outputs, grown_batch, torch_reference, torch_to_onnx, torch_to_openvino
 from zoo.inference.errors import InferenceArgumentError, InferenceInputError, ModelLoadError, NotLoadedError, short
@@ -43,9 +45,6 @@ def _one_of(name: str, value: Any, alias: str, alias_value: Any, required: bool 
     if value is None and alias_value is None and required:
         raise ZooValueError(f"Expected `{name}` (or `{alias}`): the model to load. Received neither.")
     return value if value is not None else alias_value
-
-#: Backends a torch model can run on.
-TORCH_BACKENDS = ("torch", "openvino", "onnxruntime")
 
 
 class InferenceModel:
@@ -91,7 +90,7 @@ class InferenceModel:
     ) -> "InferenceModel":
         """A handle running a torch module on ``backend``, converted in memory.
 
-        This is what ``NNModel.transform`` calls once per Python worker.
+        ``NNModel.transform`` reaches it through :meth:`from_framework`.
 
         Args:
             module: a ``torch.nn.Module`` (eager or TorchScript) or a ``torch.export.ExportedProgram``.
@@ -112,6 +111,44 @@ class InferenceModel:
         handle = cls(concurrent_num)
         handle.load_torch(module, example_input=example_input, backend=backend, **backend_options)
         return handle
+
+    @classmethod
+    def from_framework(
+        cls,
+        framework: str,
+        model: Any,
+        example_input: Any = None,
+        backend: str | None = None,
+        concurrent_num: int = DEFAULT_CONCURRENT_NUM,
+        **backend_options: Any,
+    ) -> "InferenceModel":
+        """A handle running an in-memory torch or Keras model on ``backend``.
+
+        This is what ``NNModel.transform`` calls once per Python worker, for every backend.
+
+        Args:
+            framework: ``"torch"`` or ``"keras"`` (the keys of
+                `zoo.inference.config.FRAMEWORK_BACKENDS`, which lists each one's backends).
+            model: a ``torch.nn.Module`` / ``torch.export.ExportedProgram``, or a ``keras.Model``.
+            example_input: one batch (an ndarray or a list of them) that a conversion traces and is
+                checked on. The framework's own runtime does not use it: it runs the model as it
+                is, so later batches may differ from it in their non-batch dimensions.
+            backend: one of ``FRAMEWORK_BACKENDS[framework]``; None: the framework's own runtime.
+            concurrent_num: size of the request pool.
+            **backend_options: the runtime's options (see :meth:`from_torch`).
+
+        Raises:
+            InferenceArgumentError: the framework's models do not run on ``backend``, or an option does
+                not fit it; the message lists the backends and options that do.
+            ExportError: a conversion failed, or its outputs differ from ``model``'s.
+        """
+        backend = native_backend(framework) if backend is None else backend
+        backend_config(framework, backend, backend_options, "InferenceModel.from_framework")
+        handle = cls(concurrent_num)
+        if framework == "keras":
+            return handle.load_keras(model)
+        native = backend == native_backend(framework)
+        return handle.load_torch(model, None if native else example_input, backend=backend, **backend_options)
 
     # ----------------------------------------------------------------------------- loaders
     def load_torch(
@@ -139,8 +176,7 @@ class InferenceModel:
         Returns:
             self, to chain.
         """
-        if backend not in TORCH_BACKENDS:
-            raise InferenceArgumentError(f"Expected `backend` to be one of {list(TORCH_BACKENDS)}. Received: backend={backend!r}.")
+        config = backend_config("torch", backend, backend_options, "InferenceModel.load_torch")
         model = _one_of("model", model, "model_path", model_path)
         if isinstance(model, (str, os.PathLike)):
             source = os.fspath(model)
@@ -149,11 +185,6 @@ class InferenceModel:
             source = f"torch {type(model).__name__}"
         arrays = as_array_list(example_input) if example_input is not None else None
         if backend == "torch":
-            if backend_options:
-                raise InferenceArgumentError(
-                    f"The torch backend takes no options. Received: {sorted(backend_options)}. "
-                    f"Options apply to backend='openvino' or 'onnxruntime'."
-                )
             loaded = torch_backend.from_module(model, arrays)
             loaded.source = source
             return self._install(loaded)
@@ -163,11 +194,9 @@ class InferenceModel:
                 f"or a list of ndarrays, batch first). Received: example_input=None."
             )
         if backend == "openvino":
-            config = make_config(OpenVINOConfig, backend_options, backend)
             loaded = ov_backend.compile(torch_to_openvino(model, arrays), config, self.concurrent_num, source)
             low_precision = config.low_precision
         else:
-            config = make_config(OnnxRuntimeConfig, backend_options, backend)
             buffer = io.BytesIO()
             torch_to_onnx(model, arrays, buffer)
             loaded = ort_backend.load(buffer.getvalue(), config, self.concurrent_num, source)

@@ -20,6 +20,7 @@ from zoo.engine.launcher import available_slots, check_slots, prepare_frame, run
 from zoo.engine.storage_preflight import storage_preflight
 from zoo.engine.triggers import check_trigger
 from zoo.errors import NotFittedError, ZooValueError
+from zoo.inference.config import backend_config, native_backend
 from zoo.nnframes import input_checks
 from zoo.nnframes.az_methods import _AZEstimatorMethods
 from zoo.nnframes.columns import (
@@ -28,40 +29,10 @@ from zoo.nnframes.columns import (
 from zoo.nnframes.lr_decay import with_decay
 from zoo.nnframes.params import _NNCommonParams, _NNEstimatorParams
 from zoo.nnframes.persistence import NNReadable, NNWritable
-from zoo.nnframes.predict import predict_task
+from zoo.nnframes.predict import InferenceRunner, model_framework, predict_task
 from zoo.nnframes.preprocessing import SampleBuilder, from_sizes, to_preprocessing
 
 logger = logging.getLogger(__name__)
-
-
-#: Inference backends NNModel.transform can run a torch model on.
-BACKENDS = ("torch", "openvino", "onnxruntime")
-
-
-class BackendRunner:
-    """Runs a torch model on OpenVINO or ONNX Runtime through zoo.inference.InferenceModel.
-
-    The conversion happens on the executor, once per Python worker (the runner lives in the
-    cached payload), with the first batch as the example input; the batch size stays dynamic.
-    """
-
-    def __init__(self, model, backend: str, options: dict):
-        self.model = model
-        self.backend = backend
-        self.options = dict(options)
-        self._compiled = None
-
-    def __call__(self, inputs):
-        if self._compiled is None:
-            from zoo.inference import InferenceModel
-
-            self._compiled = InferenceModel.from_torch(self.model, list(inputs), backend=self.backend,
-                                                       **self.options)
-        output = self._compiled.predict(list(inputs))
-        return output[0] if isinstance(output, list) else output
-
-    def __getstate__(self):
-        return {**self.__dict__, "_compiled": None}
 
 
 def resolve_feature_preprocessing(given, df, feature_cols: list[str], kinds: list[str]):
@@ -80,17 +51,6 @@ def resolve_feature_preprocessing(given, df, feature_cols: list[str], kinds: lis
     for name, kind, step in zip(feature_cols, kinds, steps):
         check_column_supported(df, name, kind, "features", step)
     return steps
-
-
-class ModelRunner:
-    """Runs a framework model on numpy batches through its adapter (what transform calls)."""
-
-    def __init__(self, model):
-        self.adapter = adapter_for(model)
-        self.model = for_workers(self.adapter, model)
-
-    def __call__(self, inputs):
-        return self.adapter.predict(self.model, inputs)
 
 
 @dataclasses.dataclass
@@ -371,7 +331,7 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         self.model = model
         self.feature_preprocessing = from_sizes(feature_preprocessing)
         self.history = []
-        self.backend, self.backend_options = "torch", {}
+        self.backend, self.backend_options = None, {}
         self._set(**params)
 
     def setSamplePreprocessing(self, value):
@@ -404,8 +364,9 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         for c, name in temp.items():
             frame = frame.withColumn(name, model_input_column(c, VECTOR))
         input_columns = [temp.get(c, c) for c in feature_cols]
+        runner = self._runner()
         input_checks.check_picklable(model=self.model, feature_preprocessing=steps)
-        runner = cloudpickle.dumps(self._runner())
+        runner = cloudpickle.dumps(runner)
         # Keyed by content: a worker reuses its cached model only if it is byte-for-byte this one.
         cache_key = hashlib.sha1(runner).hexdigest()
         broadcast = df.sparkSession.sparkContext.broadcast(runner)
@@ -418,17 +379,34 @@ class NNModel(Model, _NNCommonParams, NNWritable, NNReadable):
         return self._finish(result)
 
     def setBackend(self, backend: str, **options):
-        """Run transform on "torch" (default), "openvino" or "onnxruntime"; `options` are the
-        backend's settings (see zoo.inference.OpenVINOConfig / OnnxRuntimeConfig). Returns self."""
-        if backend not in BACKENDS:
-            raise ZooValueError(f"Expected backend in {BACKENDS}. Received: backend={backend!r}.")
+        """Run transform on `backend`: for a torch model "torch" (default), "openvino" or
+        "onnxruntime"; for a Keras model "keras" (default). The list is
+        `zoo.inference.config.FRAMEWORK_BACKENDS`. `options` are the backend's settings (see
+        zoo.inference.OpenVINOConfig / OnnxRuntimeConfig; the default backends take none).
+        Returns self.
+
+        Raises:
+            InferenceArgumentError (a ZooValueError): this model's framework does not run on
+                `backend`, or an option does not fit it (checked here, and again by transform
+                before any Spark job).
+        """
+        if self.model is not None:
+            backend_config(model_framework(self.model), backend, options, "NNModel.setBackend")
         self.backend, self.backend_options = backend, dict(options)
         return self
 
-    def _runner(self):
-        if self.backend == "torch":
-            return ModelRunner(self.model)
-        return BackendRunner(self.model, self.backend, self.backend_options)
+    def getBackend(self) -> str | None:
+        """The backend transform runs on: the one set, or the model's own ("torch", "keras");
+        None while there is no model and none was set."""
+        if self.backend is not None or self.model is None:
+            return self.backend
+        return native_backend(model_framework(self.model))
+
+    def _runner(self) -> InferenceRunner:
+        """The runner transform broadcasts, after the driver-side check of the backend."""
+        framework = model_framework(self.model)
+        backend_config(framework, self.backend, self.backend_options, "NNModel.transform")
+        return InferenceRunner(self.model, framework, self.getBackend(), self.backend_options)
 
 
 class ArrayPrediction:

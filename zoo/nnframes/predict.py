@@ -1,8 +1,9 @@
 """Distributed inference over a DataFrame: mapInArrow, the model cached per Python worker.
 
-The model is pickled once and broadcast; each Python worker unpickles it the first time it
-sees it and keeps it (Python workers are reused between tasks), so a model is loaded once per
-worker, not once per task or batch. Arrow batches are cut into `batch_size` rows for the model.
+The model runner (an `InferenceRunner`: the model run through `zoo.inference.InferenceModel`) is
+pickled once and broadcast; each Python worker unpickles it the first time it sees it and keeps it
+(Python workers are reused between tasks), so a model is loaded once per worker, not once per task
+or batch. Arrow batches are cut into `batch_size` rows for the model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 import cloudpickle
 import numpy as np
 import pyarrow as pa
+
+from zoo.engine.adapters import adapter_for, for_workers
 
 #: Models kept per Python worker, most recently used last.
 _MODEL_CACHE: "collections.OrderedDict[str, object]" = collections.OrderedDict()
@@ -32,6 +35,48 @@ def cached_runner(key: str, broadcast):
         while len(_MODEL_CACHE) > MAX_CACHED_MODELS:
             _MODEL_CACHE.popitem(last=False)
     return payload
+
+
+def model_framework(model) -> str:
+    """``"torch"`` or ``"keras"``: the framework of `model`, as its engine adapter (the one place
+    the framework is chosen) names it; raises the adapter's error for any other object."""
+    # Each adapter module is named after its framework (zoo.engine.adapters.torch / .keras).
+    return adapter_for(model).__name__.rsplit(".", 1)[-1]
+
+
+class InferenceRunner:
+    """Runs a torch or Keras model on numpy batches through `zoo.inference.InferenceModel`, on any
+    of the framework's backends (what transform calls).
+
+    Made on the driver, where the framework/backend pairing and the options were checked
+    (`zoo.inference.config.backend_config`); the model travels in the form its adapter pickles
+    for the executors. There the runner loads its InferenceModel on the first batch, which a
+    conversion (OpenVINO, ONNX Runtime) traces and is checked on, and keeps it: with
+    `cached_runner` that is one load per Python worker.
+    """
+
+    def __init__(self, model, framework: str, backend: str, options: dict):
+        self.model = for_workers(adapter_for(model), model)
+        self.framework = framework
+        self.backend = backend
+        self.options = dict(options)
+        self._handle = None
+
+    def __call__(self, inputs: list[np.ndarray]) -> np.ndarray:
+        if self._handle is None:
+            from zoo.inference import InferenceModel
+
+            # The framework's own model inside its portable form (the Keras adapter's `unwrap`).
+            unwrap = getattr(adapter_for(self.model), "unwrap", None)
+            model = unwrap(self.model) if unwrap is not None else self.model
+            self._handle = InferenceModel.from_framework(self.framework, model, list(inputs), self.backend,
+                                                         **self.options)
+        output = self._handle.predict(list(inputs))
+        # NNModel predicts from the model's first output (a list holds one array per output).
+        return np.asarray(output[0] if isinstance(output, list) else output, dtype=np.float32)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_handle": None}
 
 
 def to_arrow_column(values: np.ndarray) -> pa.Array:

@@ -157,7 +157,8 @@ class KerasModel:
 
     @staticmethod
     def load_model(path: str, custom_objects=None) -> "KerasModel":
-        """A KerasModel from a `.keras` file (a path or URL) saved by `save_model`."""
-        import keras
+        """A KerasModel from a `.keras` file (a path or URL) saved by `save_model`, with its compile
+        state, in Keras' safe mode (`zoo.inference.backends.keras.load_model_file`)."""
+        from zoo.inference.backends.keras import load_model_file
 
-        return KerasModel(keras.saving.load_model(storage.fetch(path), custom_objects=custom_objects))
+        return KerasModel(load_model_file(storage.fetch(path), custom_objects, compile=True))

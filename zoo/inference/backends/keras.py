@@ -85,8 +85,50 @@ class KerasBackend(Backend):
         self._model = None
 
 
+def load_model_file(path: str | os.PathLike, custom_objects: dict | None = None, *, trusted: bool = False,
+                    compile: bool = False) -> Any:
+    """A ``keras.Model`` from a ``.keras`` / ``.h5`` file: Zoo's one Keras loader.
+
+    Safe mode, the one policy: Keras' ``safe_mode`` (which refuses to run the Python bytecode a
+    ``Lambda`` layer carries) stays on for a file a user hands to Zoo (``InferenceModel.load_keras``
+    and ``load``, ``KerasModel.load_model``). Only ``trusted=True`` turns it off, and Zoo passes that
+    only for files it wrote itself and reads back beside a cloudpickle it unpickles anyway (a model
+    on its way to the executors, a saved NNModel directory): there safe mode would add no safety
+    and would only break models with ``Lambda`` layers.
+
+    Args:
+        path: the file.
+        custom_objects: the custom classes the model is made of, by the names Keras looks up.
+        trusted: the file was written by Zoo beside a pickle (see above); turns safe mode off.
+        compile: restore the compile state (optimizer, loss) too, for a model that trains on.
+
+    Raises:
+        ModelLoadError: the file is missing, or Keras cannot read or rebuild the model; names the
+            path and, for a model Keras cannot rebuild, what the custom classes need.
+        ImportError: Keras is not installed (says what to install).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelLoadError(f"Model file not found: {path!r} (format tried: {FORMAT}). Check the path.")
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=not trusted)
+    except TypeError as exc:
+        raise ModelLoadError(
+            f"Keras could not rebuild the model in {path!r}: {short(exc)}. A subclassed model or custom layer "
+            f"needs get_config() returning its constructor arguments (and "
+            f"@keras.saving.register_keras_serializable() when loaded in another program)."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - Keras and h5py raise many error classes
+        raise ModelLoadError(
+            f"Could not load {path!r} as a {FORMAT} model: {short(exc)}. "
+            f"Expected a file written by model.save('model.keras')."
+        ) from exc
+
+
 def load(model: Any) -> KerasBackend:
-    """A backend over a ``keras.Model`` or a saved ``.keras`` / ``.h5`` file.
+    """A backend over a ``keras.Model`` or a saved ``.keras`` / ``.h5`` file (read by
+    `load_model_file`, in safe mode).
 
     Raises:
         ModelLoadError: the file is missing or Keras cannot read it; names the path.
@@ -99,14 +141,4 @@ def load(model: Any) -> KerasBackend:
             raise UnsupportedModelError(f"Expected a keras.Model or a path to a .keras/.h5 file. Received: {type(model).__name__}.")
         return KerasBackend(model, f"keras {type(model).__name__}")
     path = os.fspath(model)
-    if not os.path.exists(path):
-        raise ModelLoadError(f"Model file not found: {path!r} (format tried: {FORMAT}). Check the path.")
-    keras = import_keras()
-    try:
-        loaded = keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras and h5py raise many error classes
-        raise ModelLoadError(
-            f"Could not load {path!r} as a {FORMAT} model: {short(exc)}. "
-            f"Expected a file written by model.save('model.keras')."
-        ) from exc
-    return KerasBackend(loaded, path)
+    return KerasBackend(load_model_file(path), path)
