@@ -48,6 +48,28 @@ def test_subclassed_keras_model_saves_and_loads(spark, tmp_path):
     np.testing.assert_allclose(loaded.model.predict(x, verbose=0), net.predict(x, verbose=0), rtol=1e-6)
 
 
+def test_a_keras_nnmodel_saved_with_the_old_default_backend_still_transforms(spark, tmp_path):
+    import cloudpickle
+
+    keras.utils.set_random_seed(2)
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    NNModel(model=net).save(str(tmp_path / "m"))
+    # What a stage saved before the one inference path held: backend "torch" (then every NNModel's
+    # default) and no recorded framework.
+    objects_file = tmp_path / "m" / "objects.pkl"
+    objects = cloudpickle.loads(objects_file.read_bytes())
+    objects["backend"] = "torch"
+    objects["keras_custom_objects"] = objects.pop("model")
+    objects.pop("model_framework")
+    objects_file.write_bytes(cloudpickle.dumps(objects))
+    loaded = NNModel.load(str(tmp_path / "m"))
+    assert loaded.getBackend() == "keras"
+    x = np.random.default_rng(2).normal(size=(5, 3))
+    got = np.stack(loaded.transform(spark.createDataFrame(pd.DataFrame({"features": list(x)})))
+                   .toPandas()["prediction"].map(np.asarray))
+    np.testing.assert_allclose(got, net.predict(x.astype(np.float32), verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_keras_loss_decides_the_classifier_output_reading():
     from zoo.engine.adapters import adapter_for
 

@@ -134,6 +134,9 @@ class NNReader(MLReader):
             framework, objects["model"] = "keras", objects.pop("keras_custom_objects")
         if framework is not None:
             objects["model"] = adapter_named(framework).load_model(local, objects["model"])
+        if framework == "keras" and objects.get("backend") == "torch":
+            # Saved when every NNModel's default backend was "torch", which ran Keras models natively.
+            objects["backend"] = None
         for name, value in objects.items():
             setattr(instance, name, value)
         return instance

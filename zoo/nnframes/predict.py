@@ -40,8 +40,7 @@ def cached_runner(key: str, broadcast):
 def model_framework(model) -> str:
     """``"torch"`` or ``"keras"``: the framework of `model`, as its engine adapter (the one place
     the framework is chosen) names it; raises the adapter's error for any other object."""
-    # Each adapter module is named after its framework (zoo.engine.adapters.torch / .keras).
-    return adapter_for(model).__name__.rsplit(".", 1)[-1]
+    return adapter_for(model).FRAMEWORK
 
 
 class InferenceRunner:

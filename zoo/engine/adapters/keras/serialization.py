@@ -11,7 +11,7 @@ import cloudpickle
 import numpy as np
 
 from zoo.engine.adapters.keras.backend import root_module, to_numpy, use_backend
-from zoo.errors import ZooTypeError, ZooValueError
+from zoo.errors import ZooValueError
 
 
 def unwrap(model):
@@ -59,17 +59,11 @@ def save_model_file(model, path: str) -> None:
 
 
 def load_model_file(path: str, custom_objects: dict | None = None):
-    """Load a `.keras` file (without its compile state) given the custom classes it needs."""
-    import keras
+    """Load a `.keras` file Zoo wrote (without its compile state) given the custom classes it
+    needs, through Zoo's one Keras loader as a trusted file (see its safe-mode policy)."""
+    from zoo.inference.backends.keras import load_model_file as load_keras_file
 
-    try:
-        return keras.saving.load_model(path, custom_objects=custom_objects, compile=False, safe_mode=False)
-    except TypeError as exc:
-        raise ZooTypeError(
-            f"Keras could not rebuild the model from {os.path.basename(path)}: {exc}. A subclassed model or "
-            f"custom layer needs get_config() returning its constructor arguments (and "
-            f"@keras.saving.register_keras_serializable() when loaded in another program)."
-        ) from exc
+    return load_keras_file(path, custom_objects, trusted=True)
 
 
 class PortableModel:
