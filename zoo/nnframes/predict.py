@@ -15,7 +15,7 @@ import cloudpickle
 import numpy as np
 import pyarrow as pa
 
-from zoo.engine.adapters import adapter_for, for_workers
+from zoo.engine.adapters import adapter_for, for_workers, from_workers
 
 #: Models kept per Python worker, most recently used last.
 _MODEL_CACHE: "collections.OrderedDict[str, object]" = collections.OrderedDict()
@@ -65,9 +65,7 @@ class InferenceRunner:
         if self._handle is None:
             from zoo.inference import InferenceModel
 
-            # The framework's own model inside its portable form (the Keras adapter's `unwrap`).
-            unwrap = getattr(adapter_for(self.model), "unwrap", None)
-            model = unwrap(self.model) if unwrap is not None else self.model
+            model = from_workers(adapter_for(self.model), self.model)
             self._handle = InferenceModel.from_framework(self.framework, model, list(inputs), self.backend,
                                                          **self.options)
         output = self._handle.predict(list(inputs))

@@ -43,9 +43,9 @@ exposes the same names:
   rebuilds it (nnframes' Spark ML persistence).
 
 Optional, for frameworks whose models do not cloudpickle well (Keras): `portable(model)`, what is
-pickled for the executors in place of the model (the adapter's functions accept either), and
-`copy_model(model)`; `for_workers` and `copy_model` below fall back to the model itself and to
-`copy.deepcopy`.
+pickled for the executors in place of the model (the adapter's functions accept either),
+`unwrap(shipped)`, the framework's model inside it, and `copy_model(model)`; `for_workers`,
+`from_workers` and `copy_model` below fall back to the model itself and to `copy.deepcopy`.
 """
 
 from __future__ import annotations
@@ -139,6 +139,12 @@ def for_workers(adapter, model):
     """What to pickle for the executors in place of `model` (the adapter's `portable`, if any)."""
     portable = getattr(adapter, "portable", None)
     return portable(model) if portable is not None else model
+
+
+def from_workers(adapter, shipped):
+    """The framework's own model inside what `for_workers` made (the adapter's `unwrap`, if any)."""
+    unwrap = getattr(adapter, "unwrap", None)
+    return unwrap(shipped) if unwrap is not None else shipped
 
 
 def copy_model(adapter, model):
