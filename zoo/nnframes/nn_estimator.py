@@ -94,6 +94,18 @@ class FitColumns:
         return SampleBuilder(self.feature_steps, self.label_step)
 
 
+def plan_columns(df, feature_cols: list[str], label_col: str, feature_preprocessing, label_step_for) -> FitColumns:
+    """What a fit or an evaluation reads from `df`, from its schema alone (no Spark job): each
+    column's kind, the feature preprocessing resolved per column, and `label_step_for(label kind)`
+    as the label's; raises, naming the column, for a column that is missing or not supported."""
+    kinds = [column_kind(df, c, "features") for c in feature_cols]
+    label_kind = column_kind(df, label_col, "label")
+    feature_steps = resolve_feature_preprocessing(feature_preprocessing, df, feature_cols, kinds)
+    label_step = label_step_for(label_kind)
+    check_column_supported(df, label_col, label_kind, "label", label_step)
+    return FitColumns(list(feature_cols), label_col, kinds, label_kind, feature_steps, label_step)
+
+
 class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable, NNReadable):
     """Trains a PyTorch or Keras 3 model on a DataFrame across Spark executors; `fit` returns an NNModel.
 
@@ -216,13 +228,8 @@ class NNEstimator(Estimator, _NNEstimatorParams, _AZEstimatorMethods, NNWritable
     def _plan_columns(self, df) -> "FitColumns":
         """The checks a DataFrame's schema allows (no Spark job): column kinds and preprocessing.
         Works on a streaming DataFrame too."""
-        feature_cols, label_col = self.feature_columns(), self.getLabelCol()
-        kinds = [column_kind(df, c, "features") for c in feature_cols]
-        label_kind = column_kind(df, label_col, "label")
-        feature_steps = resolve_feature_preprocessing(self.feature_preprocessing, df, feature_cols, kinds)
-        label_step = self._label_preprocessing(label_kind)
-        check_column_supported(df, label_col, label_kind, "label", label_step)
-        return FitColumns(feature_cols, label_col, kinds, label_kind, feature_steps, label_step)
+        return plan_columns(df, self.feature_columns(), self.getLabelCol(), self.feature_preprocessing,
+                            self._label_preprocessing)
 
     def _payload(self, columns: "FitColumns", config: TrainingConfig) -> bytes:
         """What the workers unpickle, pickled; its pickling is the check that everything going to

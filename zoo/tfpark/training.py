@@ -146,19 +146,15 @@ def evaluate_source(model, loss, source: FrameSource, methods: list[ValidationMe
                     batch_size: int) -> dict[str, float]:
     """`methods` of `model` over a FrameSource with labels, keyed by the engine's metric names,
     computed where the data lives (see `zoo.engine.evaluation.evaluate_frame`)."""
-    from zoo.nnframes.columns import column_kind, default_preprocessing, model_input_column
-    from zoo.nnframes.nn_estimator import resolve_feature_preprocessing
-    from zoo.nnframes.preprocessing import SampleBuilder
+    from zoo.nnframes.columns import default_preprocessing
+    from zoo.nnframes.nn_estimator import plan_columns
 
     if source.label_col is None:
         raise ZooValueError("Evaluation needs labels: the data has features only.")
-    df = source.df
-    columns = source.feature_cols + [source.label_col]
-    kinds = [column_kind(df, c, "features") for c in columns]
-    steps = resolve_feature_preprocessing(source.feature_steps, df, source.feature_cols, kinds[:-1])
-    build = SampleBuilder(steps, source.label_step or default_preprocessing(kinds[-1]))
-    frame = df.select(*[model_input_column(c, k) for c, k in zip(columns, kinds)])
-    return evaluate_frame(frame, source.feature_cols, source.label_col, model, loss, build, methods, batch_size)
+    columns = plan_columns(source.df, source.feature_cols, source.label_col, source.feature_steps,
+                           lambda kind: source.label_step or default_preprocessing(kind))
+    return evaluate_frame(columns.select(source.df), columns.feature_cols, columns.label_col, model, loss,
+                          columns.build(), methods, batch_size)
 
 
 def evaluate(model, loss, dataset: TFDataset, metrics, batch_per_thread: int) -> dict[str, float]:
