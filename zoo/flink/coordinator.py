@@ -20,7 +20,6 @@ import socket
 
 from zoo.engine.collective import DEFAULT_TIMEOUT_S, join_process_group
 from zoo.engine.progress import ProgressServer
-from zoo.engine.topology import Topology
 
 
 class Coordinator:

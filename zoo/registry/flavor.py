@@ -29,7 +29,6 @@ Example::
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import shutil
 import warnings

@@ -41,7 +41,7 @@ import redis
 from zoo import storage
 from zoo.serving import codec
 from zoo.serving import defaults as D
-from zoo.serving.config import ModelConfig, QueueConfig, ServingConfig, load_config
+from zoo.serving.config import ModelConfig, QueueConfig, load_config
 from zoo.serving.connection import UNAVAILABLE, connect_config, publish_info
 from zoo.serving.errors import ServingConfigError
 from zoo.serving.follow import AliasFollower, ServedVersion, is_registry_uri, open_registry, resolve

@@ -5,6 +5,7 @@ their state in torch.optim's layout so checkpoints can re-shard it."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ import torch
 from zoo.engine.adapters.keras.backend import backend_name, compiled, root_module, to_numpy
 from zoo.engine.adapters.keras.interop import as_torch, tf_view
 from zoo.errors import ZooTypeError, ZooValueError
+
+if TYPE_CHECKING:
+    from zoo.engine.adapters.keras.trainable import Trainable
 
 logger = logging.getLogger(__name__)
 
