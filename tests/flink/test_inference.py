@@ -75,3 +75,8 @@ def test_ml_predict_schema_that_does_not_fit_the_model_file_is_refused(cases):
     trace = cases["errors"]["ml_predict_schema"]["trace"]
     assert "INPUT column 'x' is DOUBLE" in trace and "takes an ARRAY (a flattened sample)" in trace
     assert "zoo.flink.create_model writes them from the model file" in trace
+
+
+def test_ml_predict_threads_below_one_are_refused_naming_the_option(cases):
+    trace = cases["errors"]["ml_predict_threads"]["trace"]
+    assert "'threads' >= 1 (or unset: all cores)" in trace and "threads=0" in trace

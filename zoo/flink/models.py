@@ -24,13 +24,14 @@ def _quote(text: str) -> str:
 
 
 def create_model_sql(name: str, model: Any, *, temporary: bool = True, batch_size: int | None = None,
-                     max_wait_ms: int | None = None, concurrent_num: int | None = None) -> str:
+                     max_wait_ms: int | None = None, concurrent_num: int | None = None,
+                     threads: int | None = None) -> str:
     """The ``CREATE MODEL`` statement of `model` for the `zoo` provider, with INPUT and OUTPUT
     written from the model file's signature (see `zoo.flink.signature`)."""
     signature = model_signature(model)
     path = absolute_model_path(model)
     options = {"provider": PROVIDER, "path": path, "batch-size": batch_size, "max-wait-ms": max_wait_ms,
-               "concurrent-num": concurrent_num}
+               "concurrent-num": concurrent_num, "threads": threads}
     inputs = ", ".join(f"`{c.name}` {c.sql}" for c in signature.inputs)
     outputs = ", ".join(f"`{c.name}` {c.sql}" for c in signature.outputs)
     with_ = ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items() if v is not None)
@@ -46,7 +47,8 @@ def create_model(t_env, name: str, model: Any, **options: Any) -> str:
         name: the model's name in SQL.
         model: an ONNX file or OpenVINO IR ``.xml``, readable on every TaskManager.
         **options: `create_model_sql`'s keywords (``batch_size`` and ``max_wait_ms`` apply when
-            ML_PREDICT runs asynchronously: ``MAP['async', 'true']``).
+            ML_PREDICT runs asynchronously: ``MAP['async', 'true']``; ``threads`` caps each task's
+            CPU threads, all cores when unset).
 
     Returns:
         the statement that was executed.

@@ -71,7 +71,7 @@ def main(result_path: str, workdir: str) -> None:
 
     # CREATE MODEL + ML_PREDICT with the zoo provider, synchronous and batched (async), one job.
     out["create_model_sql"] = create_model_sql("mlp", models["mlp_xml"])
-    create_model(stream, "mlp", models["mlp_xml"], batch_size=16)
+    create_model(stream, "mlp", models["mlp_xml"], batch_size=16, threads=1)
     frame = stream.sql_query(
         "SELECT id, output_0, 'sync' AS mode FROM ML_PREDICT(TABLE t, MODEL mlp, DESCRIPTOR(x)) UNION ALL "
         "SELECT id, output_0, 'async' AS mode FROM ML_PREDICT(TABLE t, MODEL mlp, DESCRIPTOR(x), "
@@ -99,6 +99,11 @@ def main(result_path: str, workdir: str) -> None:
         stream.sql_query("SELECT * FROM ML_PREDICT(TABLE t, MODEL bad, DESCRIPTOR(b))")
     except Exception as exc:  # noqa: BLE001
         errors["ml_predict_schema"] = error_text(exc)
+    try:
+        create_model(stream, "no_threads", models["mlp_xml"], threads=0)
+        stream.sql_query("SELECT * FROM ML_PREDICT(TABLE t, MODEL no_threads, DESCRIPTOR(x))")
+    except Exception as exc:  # noqa: BLE001
+        errors["ml_predict_threads"] = error_text(exc)
     out["errors"] = errors
     out["total_s"] = time.time() - started
     write(result_path, out)

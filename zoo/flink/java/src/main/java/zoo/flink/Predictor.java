@@ -28,18 +28,36 @@ final class Predictor implements Serializable {
     /** Loads the model (once per task). */
     void open() {
         model = new InferenceModel(settings.concurrentNum);
-        model.load(settings.path);
+        model.load(settings.path, settings.openVinoConfig());
+    }
+
+    /** The model's inputs of {@code row}: one flattened sample per input column (see {@link Tensors#sample}). */
+    Object[] read(RowData row) {
+        Object[] sample = new Object[inputTypes.size()];
+        for (int c = 0; c < sample.length; c++) {
+            sample[c] = Tensors.sample(row, c, inputTypes.get(c), model.getInputs().get(c));
+        }
+        return sample;
     }
 
     /** Predicts {@code rows} in one call; result {@code i} answers row {@code i}. */
     List<RowData> predict(List<RowData> rows) {
+        List<Object[]> samples = new ArrayList<>(rows.size());
+        for (RowData row : rows) {
+            samples.add(read(row));
+        }
+        return predictSamples(samples);
+    }
+
+    /** Predicts samples {@link #read} made, in one call; result {@code i} answers sample {@code i}. */
+    List<RowData> predictSamples(List<Object[]> rows) {
         List<JTensor> inputs = new ArrayList<>(inputTypes.size());
         for (int c = 0; c < inputTypes.size(); c++) {
-            List<double[]> samples = new ArrayList<>(rows.size());
-            for (RowData row : rows) {
-                samples.add(Tensors.read(row, c, inputTypes.get(c)));
+            List<Object> column = new ArrayList<>(rows.size());
+            for (Object[] row : rows) {
+                column.add(row[c]);
             }
-            inputs.add(Tensors.batch(model.getInputs().get(c), samples));
+            inputs.add(Tensors.batch(model.getInputs().get(c), column));
         }
         List<JTensor> outputs = model.predict(inputs);
         List<RowData> results = new ArrayList<>(rows.size());

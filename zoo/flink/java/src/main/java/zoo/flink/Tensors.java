@@ -1,10 +1,12 @@
 package zoo.flink;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericArrayData;
 import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.data.binary.BinaryArrayData;
 import org.apache.flink.table.types.logical.ArrayType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
@@ -71,6 +73,10 @@ final class Tensors {
         if (type.getTypeRoot() == LogicalTypeRoot.ARRAY) {
             ArrayData array = row.getArray(index);
             LogicalType element = ((ArrayType) type).getElementType();
+            if (element.getTypeRoot() == LogicalTypeRoot.DOUBLE && array instanceof BinaryArrayData
+                    && !((BinaryArrayData) array).anyNull()) {
+                return ((BinaryArrayData) array).toDoubleArray();
+            }
             double[] values = new double[array.size()];
             for (int i = 0; i < values.length; i++) {
                 values[i] = scalar(array, i, element);
@@ -118,51 +124,92 @@ final class Tensors {
                 + " received " + type + ". CAST it to DOUBLE or ARRAY<DOUBLE>.");
     }
 
-    /** A batch tensor for model input {@code info} from {@code samples} (each one sample, flattened). */
-    static JTensor batch(TensorInfo info, List<double[]> samples) {
+    /**
+     * Column {@code index} of {@code row} (of {@code type}) as one sample of model input
+     * {@code info}, in the input's element type: a {@code float[]}, {@code long[]} or {@code int[]}.
+     */
+    static Object sample(RowData row, int index, LogicalType type, TensorInfo info) {
+        if (isFloat(info) && type.getTypeRoot() == LogicalTypeRoot.ARRAY && !row.isNullAt(index)
+                && row.getArray(index) instanceof BinaryArrayData) {
+            BinaryArrayData array = (BinaryArrayData) row.getArray(index);
+            LogicalTypeRoot element = ((ArrayType) type).getElementType().getTypeRoot();
+            if (element == LogicalTypeRoot.FLOAT && !array.anyNull()) {
+                return array.toFloatArray();
+            }
+            if (element == LogicalTypeRoot.DOUBLE && !array.anyNull()) {
+                float[] values = new float[array.size()];
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = (float) array.getDouble(i);
+                }
+                return values;
+            }
+        }
+        return typed(info, read(row, index, type));
+    }
+
+    private static boolean isFloat(TensorInfo info) {
+        return !info.getElementType().equals("i64") && !info.getElementType().equals("i32");
+    }
+
+    /** {@code values} in model input {@code info}'s element type ({@code float[]}, {@code long[]} or {@code int[]}). */
+    static Object typed(TensorInfo info, double[] values) {
+        switch (info.getElementType()) {
+            case "i64": {
+                long[] out = new long[values.length];
+                for (int i = 0; i < out.length; i++) out[i] = (long) values[i];
+                return out;
+            }
+            case "i32": {
+                int[] out = new int[values.length];
+                for (int i = 0; i < out.length; i++) out[i] = (int) values[i];
+                return out;
+            }
+            default: {
+                float[] out = new float[values.length];
+                for (int i = 0; i < out.length; i++) out[i] = (float) values[i];
+                return out;
+            }
+        }
+    }
+
+    private static int length(Object sample) {
+        if (sample instanceof float[]) return ((float[]) sample).length;
+        if (sample instanceof long[]) return ((long[]) sample).length;
+        return ((int[]) sample).length;
+    }
+
+    /**
+     * A batch tensor for model input {@code info} from {@code samples}, each one flattened sample
+     * in the input's element type ({@link #sample} or {@link #typed} made them).
+     */
+    static JTensor batch(TensorInfo info, List<Object> samples) {
         int n = samples.size();
-        int per = n == 0 ? 0 : samples.get(0).length;
+        int per = n == 0 ? 0 : length(samples.get(0));
         int[] sample = sampleShape(info, per);
         int[] shape = new int[sample.length + 1];
         shape[0] = n;
         System.arraycopy(sample, 0, shape, 1, sample.length);
         long expected = sampleSize(info);
         for (int s = 0; s < n; s++) {
-            if (samples.get(s).length != per || (expected >= 0 && per != expected)) {
+            int length = length(samples.get(s));
+            if (length != per || (expected >= 0 && per != expected)) {
                 throw new IllegalArgumentException("Model input '" + info.getName() + "' takes " + info
-                        + "; a row holds " + samples.get(s).length + " value(s) for it. Send " + (expected >= 0
+                        + "; a row holds " + length + " value(s) for it. Send " + (expected >= 0
                         ? expected : per) + " value(s) per sample, flattened in row-major order.");
             }
         }
-        String type = info.getElementType();
-        if (type.equals("i64")) {
-            long[] data = new long[n * per];
-            for (int s = 0; s < n; s++) {
-                double[] v = samples.get(s);
-                for (int i = 0; i < per; i++) {
-                    data[s * per + i] = (long) v[i];
-                }
-            }
-            return new JTensor(data, shape);
+        Object data;
+        switch (info.getElementType()) {
+            case "i64": data = new long[n * per]; break;
+            case "i32": data = new int[n * per]; break;
+            default: data = new float[n * per];
         }
-        if (type.equals("i32")) {
-            int[] data = new int[n * per];
-            for (int s = 0; s < n; s++) {
-                double[] v = samples.get(s);
-                for (int i = 0; i < per; i++) {
-                    data[s * per + i] = (int) v[i];
-                }
-            }
-            return new JTensor(data, shape);
-        }
-        float[] data = new float[n * per];
         for (int s = 0; s < n; s++) {
-            double[] v = samples.get(s);
-            for (int i = 0; i < per; i++) {
-                data[s * per + i] = (float) v[i];
-            }
+            System.arraycopy(samples.get(s), 0, data, s * per, per);
         }
-        return new JTensor(data, shape);
+        if (data instanceof long[]) return new JTensor((long[]) data, shape);
+        if (data instanceof int[]) return new JTensor((int[]) data, shape);
+        return new JTensor((float[]) data, shape);
     }
 
     /** Sample {@code s} of a batch output, as the Flink value of {@code type} (scalar or array). */
@@ -171,43 +218,43 @@ final class Tensors {
         int per = n == 0 ? 0 : output.size() / n;
         boolean array = type.getTypeRoot() == LogicalTypeRoot.ARRAY;
         LogicalType element = array ? ((ArrayType) type).getElementType() : type;
-        double[] values = new double[per];
-        switch (output.getDataType()) {
-            case INT64: {
-                long[] d = output.getLongData();
-                for (int i = 0; i < per; i++) values[i] = d[s * per + i];
-                break;
-            }
-            case INT32: {
-                int[] d = output.getIntData();
-                for (int i = 0; i < per; i++) values[i] = d[s * per + i];
-                break;
-            }
-            default: {
-                float[] d = output.getData();
-                for (int i = 0; i < per; i++) values[i] = d[s * per + i];
-            }
-        }
+        int from = s * per;
         if (!array) {
-            return box(values[0], element);
+            return box(element(output, from), element);
         }
         switch (element.getTypeRoot()) {
-            case DOUBLE: return new GenericArrayData(values);
+            case DOUBLE: {
+                double[] out = new double[per];
+                for (int i = 0; i < per; i++) out[i] = element(output, from + i);
+                return new GenericArrayData(out);
+            }
             case BIGINT: {
                 long[] out = new long[per];
-                for (int i = 0; i < per; i++) out[i] = (long) values[i];
+                for (int i = 0; i < per; i++) out[i] = (long) element(output, from + i);
                 return new GenericArrayData(out);
             }
             case INTEGER: {
                 int[] out = new int[per];
-                for (int i = 0; i < per; i++) out[i] = (int) values[i];
+                for (int i = 0; i < per; i++) out[i] = (int) element(output, from + i);
                 return new GenericArrayData(out);
             }
             default: {
+                if (output.getDataType() == JTensor.DataType.FLOAT32) {
+                    return new GenericArrayData(Arrays.copyOfRange(output.getData(), from, from + per));
+                }
                 float[] out = new float[per];
-                for (int i = 0; i < per; i++) out[i] = (float) values[i];
+                for (int i = 0; i < per; i++) out[i] = (float) element(output, from + i);
                 return new GenericArrayData(out);
             }
+        }
+    }
+
+    /** Element {@code i} of {@code output}'s flat data, as a double. */
+    private static double element(JTensor output, int i) {
+        switch (output.getDataType()) {
+            case INT64: return output.getLongData()[i];
+            case INT32: return output.getIntData()[i];
+            default: return output.getData()[i];
         }
     }
 

@@ -57,7 +57,7 @@ public class ZooInferenceFunction extends ScalarFunction {
                 }
                 sample[j] = inputs[i][j];
             }
-            tensors.add(Tensors.batch(infos.get(i), List.of(sample)));
+            tensors.add(Tensors.batch(infos.get(i), List.of(Tensors.typed(infos.get(i), sample))));
         }
         return Tensors.firstSample(model.predict(tensors).get(0));
     }

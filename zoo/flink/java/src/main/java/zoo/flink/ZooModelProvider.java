@@ -3,6 +3,7 @@ package zoo.flink;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.apache.flink.table.catalog.ResolvedSchema;
 import org.apache.flink.table.api.ValidationException;
 import org.apache.flink.table.functions.AsyncPredictFunction;
@@ -31,17 +32,29 @@ public class ZooModelProvider implements PredictRuntimeProvider, AsyncPredictRun
         final int batchSize;
         final int maxWaitMs;
         final int concurrentNum;
+        final Integer threads;
 
-        Settings(String path, int batchSize, int maxWaitMs, int concurrentNum) {
-            if (batchSize < 1 || maxWaitMs < 0 || concurrentNum < 1) {
-                throw new ValidationException("Expected 'batch-size' >= 1, 'max-wait-ms' >= 0 and 'concurrent-num' >= 1"
-                        + " for the zoo model provider. Received batch-size=" + batchSize + ", max-wait-ms=" + maxWaitMs
-                        + ", concurrent-num=" + concurrentNum + ".");
+        Settings(String path, int batchSize, int maxWaitMs, int concurrentNum, Integer threads) {
+            if (batchSize < 1 || maxWaitMs < 0 || concurrentNum < 1 || (threads != null && threads < 1)) {
+                throw new ValidationException("Expected 'batch-size' >= 1, 'max-wait-ms' >= 0, 'concurrent-num' >= 1"
+                        + " and 'threads' >= 1 (or unset: all cores) for the zoo model provider. Received batch-size="
+                        + batchSize + ", max-wait-ms=" + maxWaitMs + ", concurrent-num=" + concurrentNum
+                        + ", threads=" + threads + ".");
             }
             this.path = path;
             this.batchSize = batchSize;
             this.maxWaitMs = maxWaitMs;
             this.concurrentNum = concurrentNum;
+            this.threads = threads;
+        }
+
+        /** OpenVINO properties of each task's model: Zoo's defaults, with {@code threads} when set. */
+        Map<String, String> openVinoConfig() {
+            Map<String, String> config = InferenceModel.defaultConfig(concurrentNum);
+            if (threads != null) {
+                config.put("INFERENCE_NUM_THREADS", Integer.toString(threads));
+            }
+            return config;
         }
     }
 

@@ -38,6 +38,11 @@ public class ZooModelProviderFactory implements ModelProviderFactory {
     public static final ConfigOption<Integer> CONCURRENT_NUM = ConfigOptions.key("concurrent-num").intType()
             .defaultValue(1).withDescription("Infer requests of each task's model.");
 
+    /** CPU threads of each task's model; unset, OpenVINO uses every core. */
+    public static final ConfigOption<Integer> THREADS = ConfigOptions.key("threads").intType().noDefaultValue()
+            .withDescription("CPU threads of each task's model (OpenVINO INFERENCE_NUM_THREADS); unset: all cores."
+                    + " With several tasks per machine, give each (cores / tasks).");
+
     @Override
     public String factoryIdentifier() {
         return IDENTIFIER;
@@ -50,7 +55,7 @@ public class ZooModelProviderFactory implements ModelProviderFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(BATCH_SIZE, MAX_WAIT_MS, CONCURRENT_NUM);
+        return Set.of(BATCH_SIZE, MAX_WAIT_MS, CONCURRENT_NUM, THREADS);
     }
 
     @Override
@@ -59,7 +64,8 @@ public class ZooModelProviderFactory implements ModelProviderFactory {
         helper.validate();
         ZooModelProvider.Settings settings = new ZooModelProvider.Settings(
                 helper.getOptions().get(PATH), helper.getOptions().get(BATCH_SIZE),
-                helper.getOptions().get(MAX_WAIT_MS), helper.getOptions().get(CONCURRENT_NUM));
+                helper.getOptions().get(MAX_WAIT_MS), helper.getOptions().get(CONCURRENT_NUM),
+                helper.getOptions().getOptional(THREADS).orElse(null));
         return new ZooModelProvider(settings, context.getCatalogModel().getResolvedInputSchema(),
                 context.getCatalogModel().getResolvedOutputSchema());
     }
