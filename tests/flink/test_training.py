@@ -48,6 +48,7 @@ def test_two_flink_workers_equal_the_single_process_reference(cases):
     _assert_weights(fit["weights"], _reference(cases["rows"]))
     steps = [h["iteration"] for h in fit["history"] if h["event"] == "step"]
     assert steps == list(range(1, 2 * math.ceil(37 / 7) + 1))
+    assert fit["rows"] == 37, "the result counts one epoch's samples over both workers"
     assert fit["topology"] == "1 host(s) x 2 worker(s): shared memory"
 
 

@@ -260,3 +260,24 @@ def test_publish_triggers_fire_on_any_of_batches_seconds_or_metric_and_bad_ones_
         PublishPolicy(every_seconds=-1)
     with pytest.raises(TypeError, match="publish_on_metric"):
         PublishPolicy(on_metric=0.5)
+
+
+def test_empty_micro_batches_are_skipped_and_the_rest_train_as_without_them(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    folder = batch_files(tmp_path, 4)
+    # Files 0 and 2 filtered away: the first micro-batch (the one that would check the data) and a
+    # later one are empty.
+    stream = file_stream(spark, folder).where(~F.input_file_name().rlike("part-00[02]"))
+    handle = regressor().fitStream(stream, checkpoint_location=str(tmp_path / "state"))
+    try:
+        handle.processAllAvailable()
+    finally:
+        handle.stop()
+    assert [(h.batch_id, h.rows) for h in handle.history] == [(1, ROWS_PER_FILE), (3, ROWS_PER_FILE)]
+    only = tmp_path / "only"
+    only.mkdir()
+    for i in (1, 3):
+        write_batch_file(only, i)
+    reference = run_to_end(spark, only, tmp_path / "reference-state")
+    np.testing.assert_allclose(weights(handle), weights(reference), rtol=0, atol=1e-6)

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 SPLIT_COLUMN = "__zoo_split"
 #: The stage's one result row. The weights themselves go to the driver over the progress channel
 #: (`ProgressClient.send_result`); the row names them by SHA-1.
-RESULT_SCHEMA = "state_sha1 string, epoch long, iteration long, samples_per_second double, profile string"
+RESULT_SCHEMA = "state_sha1 string, epoch long, iteration long, rows long, samples_per_second double, profile string"
 
 
 @dataclass
@@ -44,6 +44,7 @@ class FitResult:
         startup_s: seconds from the start of the fit to the first training step on the workers.
         duration_s: seconds the whole fit took.
         samples_per_second: steady-state training throughput measured on rank 0 (after step 1).
+        rows: the training samples of one epoch, over every worker (what the stage read).
         topology: the workers' hosts and the transport chosen (as logged once per fit).
         profile: per worker (rank order), mean milliseconds per step in each phase (see
             `zoo.engine.profile`), the first step left out.
@@ -56,6 +57,7 @@ class FitResult:
     startup_s: float
     duration_s: float
     samples_per_second: float
+    rows: int = 0
     topology: str = ""
     profile: list[dict] = dataclasses.field(default_factory=list)
 
@@ -180,9 +182,11 @@ def _worker_task(payload_broadcast, progress_address, layout: ColumnLayout):
                 digest = reporter.send_result(loop.trainable.state_bytes())
                 yield pa.RecordBatch.from_pydict(
                     {"state_sha1": [digest], "epoch": [loop.epoch], "iteration": [loop.iteration],
-                     "samples_per_second": [loop.samples_per_second], "profile": [json.dumps(loop.profiles)]},
+                     "rows": [loop.rows], "samples_per_second": [loop.samples_per_second],
+                     "profile": [json.dumps(loop.profiles)]},
                     schema=pa.schema([("state_sha1", pa.string()), ("epoch", pa.int64()), ("iteration", pa.int64()),
-                                      ("samples_per_second", pa.float64()), ("profile", pa.string())]),
+                                      ("rows", pa.int64()), ("samples_per_second", pa.float64()),
+                                      ("profile", pa.string())]),
                 )
         except BaseException as exc:
             if not _is_peer_failure(exc):
@@ -348,5 +352,6 @@ def run_fit(frame, layout: ColumnLayout, payload: bytes, config: TrainingConfig,
     first_step = server.first_step_at or time.time()
     return FitResult(state, int(row["epoch"]), int(row["iteration"]), server.history,
                      startup_s=first_step - started, duration_s=time.time() - started,
-                     samples_per_second=float(row["samples_per_second"]), topology=server.topology or "",
+                     samples_per_second=float(row["samples_per_second"]), rows=int(row["rows"]),
+                     topology=server.topology or "",
                      profile=json.loads(row["profile"]))

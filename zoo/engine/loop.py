@@ -214,6 +214,7 @@ class WorkerLoop:
         self.start_step = 0
         self.loss = math.nan
         self.samples_per_second = math.nan
+        self.rows = 0  # the training samples of one epoch, over every worker
         self.profiles: list[dict] = []
         self._shuffled_data = None  # the data _arrange_epoch last shuffled, and how many epochs' shuffles it had
         self._shuffled_epochs = 0
@@ -350,6 +351,7 @@ class WorkerLoop:
         """Train until the end trigger fires."""
         config = self.config
         plan = StepPlan.agree(len(self.data), self.rank, config.batch_size)
+        self.rows = int(plan.global_sizes.sum())
         end = config.end_trigger
         if self.reporter is not None:
             total = None

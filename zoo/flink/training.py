@@ -222,7 +222,8 @@ class TrainingWorker:
             if self.rank == 0:
                 loop = self.loop
                 result = {"state": loop.trainable.state_bytes(), "epoch": loop.epoch, "iteration": loop.iteration,
-                          "samples_per_second": float(loop.samples_per_second), "profile": loop.profiles,
+                          "samples_per_second": float(loop.samples_per_second), "rows": loop.rows,
+                          "profile": loop.profiles,
                           "topology": loop.topology.describe(loop.transport, self.config.gradient_compression)}
                 self.store.set(result_key(self.config.run_id), pickle.dumps(result))
         except BaseException as exc:
@@ -551,7 +552,7 @@ def fit(data, model, criterion, *, feature_cols, label_col, batch_size: int = 32
     first_step = progress.first_step_at or time.time()
     result = FitResult(state, result["epoch"], result["iteration"], progress.history, startup_s=first_step - started,
                        duration_s=time.time() - started, samples_per_second=result["samples_per_second"],
-                       topology=result["topology"], profile=result["profile"])
+                       rows=result["rows"], topology=result["topology"], profile=result["profile"])
     return fitted, result
 
 

@@ -326,13 +326,13 @@ class StreamTrainer:
             # Once per fit: the data pass and the model's dry run. Later micro-batches get only the
             # schema check above; a bad one fails in the engine before its update is checkpointed.
             summary, sample = estimator._check_data(batch_df, columns, allow_empty=True)
-            rows = int(summary["rows"])
-            if rows:
-                estimator._check_model_on(sample, columns, summary)
-                self.checked_model = True
-        else:
-            rows = batch_df.count()
-        if rows == 0:
+            if int(summary["rows"]) == 0:
+                return
+            estimator._check_model_on(sample, columns, summary)
+            self.checked_model = True
+        elif batch_df.isEmpty():
+            # Not a count: the fit reports its rows, and a count would read the micro-batch (for the
+            # rate or Redis source, the source itself) once more.
             return
         epoch = self.record["epoch"] if self.record else 0
         target = MaxEpoch(epoch + estimator.getMaxEpoch())
@@ -342,7 +342,7 @@ class StreamTrainer:
         result = run_fit(frame, columns.layout, estimator._payload(columns, config), config, started=started)
         latest = ckpt.latest_checkpoint(self.state.state_dir)
         losses = [h["loss"] for h in result.history if h.get("event") == "step"]
-        entry = BatchRecord(batch_id, rows, float(sum(losses) / len(losses)) if losses else math.nan,
+        entry = BatchRecord(batch_id, result.rows, float(sum(losses) / len(losses)) if losses else math.nan,
                             0.0)
         previous = self.record or {}
         record = {

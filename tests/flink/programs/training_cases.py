@@ -75,7 +75,7 @@ def main(result_path: str, workdir: str) -> None:
                          feature_cols=[0], label_col=1, batch_size=7, epochs=2, optim_method=sgd, num_workers=2,
                          shuffle=False)
     out["equivalence"] = {"weights": weights(fitted), "history": result.history, "topology": result.topology,
-                          "iteration": result.iteration, "seconds": time.time() - started}
+                          "iteration": result.iteration, "rows": result.rows, "seconds": time.time() - started}
 
     started = time.time()
     marker = str(folder / "failed-once")
