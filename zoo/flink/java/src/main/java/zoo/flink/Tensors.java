@@ -73,10 +73,6 @@ final class Tensors {
         if (type.getTypeRoot() == LogicalTypeRoot.ARRAY) {
             ArrayData array = row.getArray(index);
             LogicalType element = ((ArrayType) type).getElementType();
-            if (element.getTypeRoot() == LogicalTypeRoot.DOUBLE && array instanceof BinaryArrayData
-                    && !((BinaryArrayData) array).anyNull()) {
-                return ((BinaryArrayData) array).toDoubleArray();
-            }
             double[] values = new double[array.size()];
             for (int i = 0; i < values.length; i++) {
                 values[i] = scalar(array, i, element);
