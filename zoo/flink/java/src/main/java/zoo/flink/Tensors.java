@@ -125,9 +125,10 @@ final class Tensors {
      * {@code info}, in the input's element type: a {@code float[]}, {@code long[]} or {@code int[]}.
      */
     static Object sample(RowData row, int index, LogicalType type, TensorInfo info) {
-        if (isFloat(info) && type.getTypeRoot() == LogicalTypeRoot.ARRAY && !row.isNullAt(index)
-                && row.getArray(index) instanceof BinaryArrayData) {
-            BinaryArrayData array = (BinaryArrayData) row.getArray(index);
+        ArrayData column = isFloat(info) && type.getTypeRoot() == LogicalTypeRoot.ARRAY && !row.isNullAt(index)
+                ? row.getArray(index) : null;
+        if (column instanceof BinaryArrayData) {
+            BinaryArrayData array = (BinaryArrayData) column;
             LogicalTypeRoot element = ((ArrayType) type).getElementType().getTypeRoot();
             if (element == LogicalTypeRoot.FLOAT && !array.anyNull()) {
                 return array.toFloatArray();
