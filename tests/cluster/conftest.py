@@ -13,12 +13,14 @@ from zoo.packaging import DEFAULT_EXCLUDES, pack_env
 
 SITE = "lib/python*/site-packages/"
 # What the test executors need is torch, numpy, pandas, pyarrow, pyspark and their small
-# dependencies; leaving out the rest (TensorFlow, Ray, OpenVINO, ... ~3 GB of this venv) keeps the
-# archive that every executor unpacks near 1 GB. A real job ships the whole env by default.
+# dependencies; leaving out the rest (TensorFlow, Ray, OpenVINO, MLflow, ... ~3.5 GB of this venv) keeps
+# the archive that every executor unpacks under 1 GB. A real job ships the whole env by default.
 UNUSED = ["tensorflow", "tensorflow-*", "tensorflow_*", "ray", "ray-*", "ray_*", "openvino*", "onnx*", "tf2onnx*",
           "nncf*", "clang*", "libclang*", "jedi*", "sklearn", "scikit_learn*", "scipy", "scipy*", "keras*",
           "debugpy*", "grpc*", "cryptography*", "uvloop*", "PIL", "pillow*", "tensorboard*", "h5py*", "IPython",
-          "ipython*", "pygments", "google", "protobuf*", "aiohttp*", "redis*", "pip", "pip-*", "virtualenv*"]
+          "ipython*", "pygments", "google", "protobuf*", "aiohttp*", "redis*", "pip", "pip-*", "virtualenv*",
+          "mlflow*", "moto*", "cfnlint*", "cfn_lint*", "botocore*", "boto3*", "fontTools*", "fonttools*",
+          "matplotlib*", "sqlalchemy*", "SQLAlchemy*", "databricks*", "networkx*"]
 TEST_EXCLUDES = list(DEFAULT_EXCLUDES) + [SITE + name + ("" if name.endswith("*") else "/*") for name in UNUSED] \
     + [SITE + f"torch/{folder}/*" for folder in ("include", "test", "bin")]
 TEST_INCLUDES = [SITE + "torch/bin/torch_shm_manager"]  # `import torch` needs it
