@@ -27,9 +27,9 @@ HOSTS, CORES, MEMORY = 2, 2, "2g"
 PROBE_TIMEOUT_S = 240
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dev_cluster():
-    """A running DevCluster named ``t<pid>``, torn down after the session even if a test fails;
+    """A running DevCluster named ``t<pid>``, torn down after the multi-host tests even if one fails;
     its `up` first sweeps what crashed or killed runs left. Skips where namespaces cannot be made."""
     reason = namespaces_unavailable_reason()
     if reason:

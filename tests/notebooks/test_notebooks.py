@@ -98,7 +98,14 @@ def _execute(nb, tmp_path: pathlib.Path):
         manager = KernelManager(kernel_name=kernel, kernel_spec_manager=specs)
     client = nbclient.NotebookClient(nb, km=manager, kernel_name=kernel, timeout=CELL_TIMEOUT_S,
                                      resources={"metadata": {"path": str(tmp_path)}})
-    return client.execute(env=env)
+    try:
+        return client.execute(env=env)
+    finally:
+        if manager is not None:
+            # nbclient shuts down only the kernels it started itself; the Flink kernel's mini-cluster
+            # would otherwise run on beside the rest of the suite.
+            manager.shutdown_kernel()
+            assert not manager.is_alive(), f"the {kernel} kernel outlived its shutdown"
 
 
 def _redis_servers_under(folder: pathlib.Path) -> list[int]:

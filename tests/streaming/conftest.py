@@ -16,13 +16,20 @@ TRUE_WEIGHTS = np.array([2.0, -3.0])
 
 def write_batch_file(folder, index: int, width: int = 2) -> None:
     """Micro-batch file `index` (one per trigger): a linear target of `width` features. Files get
-    increasing modification times, the order the file source reads them in."""
+    increasing modification times, the order the file source reads them in.
+
+    A running query lists the folder at any moment, so the file appears whole and with its final
+    time, by a rename from a name the file source ignores: a query that saw it with the time of its
+    writing would count every later file, whose time is older, as past the source's maxFileAge and
+    never read it."""
     rng = np.random.default_rng(index)
     x = rng.normal(size=(ROWS_PER_FILE, width))
     y = x[:, :2] @ TRUE_WEIGHTS + 0.5
-    path = os.path.join(folder, f"part-{index:03d}.parquet")
-    pd.DataFrame({"features": list(x), "label": y}).to_parquet(path)
-    os.utime(path, (1_700_000_000 + index, 1_700_000_000 + index))
+    name = f"part-{index:03d}.parquet"
+    staged = os.path.join(folder, f".{name}.writing")
+    pd.DataFrame({"features": list(x), "label": y}).to_parquet(staged)
+    os.utime(staged, (1_700_000_000 + index, 1_700_000_000 + index))
+    os.replace(staged, os.path.join(folder, name))
 
 
 def batch_files(tmp_path, count: int):
