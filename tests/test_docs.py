@@ -184,6 +184,7 @@ def test_python_blocks_honours_the_not_run_mark():
     assert python_blocks(text) == ["a = 1"]
 
 
+@pytest.mark.slow
 def test_quickstart_snippets_run(tmp_path):
     blocks = python_blocks(QUICKSTART.read_text(encoding="utf-8"))
     assert len(blocks) >= 5, "expected the quickstart's Python blocks"

@@ -20,6 +20,8 @@ from tests.cluster import driver_app
 from tests.cluster.conftest import TEST_EXCLUDES, TEST_INCLUDES
 from zoo.packaging import DEFAULT_EXCLUDES
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("venv_pack", reason="the cluster tests ship a packed venv: pip install venv-pack")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

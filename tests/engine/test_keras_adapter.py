@@ -99,6 +99,7 @@ def test_import_zoo_does_not_import_tensorflow_or_keras():
     assert out.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_torch_backend_matches_single_process_keras():
     """The same equivalence on Keras' torch backend, in a fresh process (the backend is fixed
     when Keras is imported) with its own local[2] session."""

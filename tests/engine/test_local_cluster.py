@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 JOB = os.path.join(os.path.dirname(__file__), "local_cluster_job.py")
 
 

@@ -45,6 +45,7 @@ def _reference(parts_sizes, optimizer, batch, epochs):
     return [p.detach().numpy().ravel() for p in net.parameters()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd_momentum_sharded", "adam_sharded"])
 def test_two_hosts_of_two_workers_equal_the_single_process_reference(trainer, optimizer):
     # Uneven partitions and a global batch (13) that does not divide by the 4 workers.

@@ -164,6 +164,7 @@ def test_kernel_runs_this_interpreter_and_a_plot_that_draws_nothing_is_caught(tm
     assert _plot_cells_without_image(executed) == [2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_and_draws_its_plots(name, tmp_path):
     reason = _requirements(name)

@@ -40,6 +40,7 @@ def submit(script: str, *args: str, wait: bool = True):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_train_then_batch_inference(tmp_path, spark):
     model_dir, test_set, output = tmp_path / "model", tmp_path / "test.parquet", tmp_path / "predictions.parquet"
     out = submit("train_classifier.py", "--model-out", str(model_dir), "--test-out", str(test_set),

@@ -26,6 +26,7 @@ def cli(*args, check=True):
     return result
 
 
+@pytest.mark.slow
 def test_init_start_status_stop(tmp_path, models):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed: apt-get install redis-server")
