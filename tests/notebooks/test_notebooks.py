@@ -101,7 +101,7 @@ def _execute(nb, tmp_path: pathlib.Path):
     try:
         return client.execute(env=env)
     finally:
-        if manager is not None:
+        if manager is not None and manager.has_kernel:
             # nbclient shuts down only the kernels it started itself; the Flink kernel's mini-cluster
             # would otherwise run on beside the rest of the suite.
             manager.shutdown_kernel()
